@@ -1,0 +1,2 @@
+src_libvdpad_a_SOURCES += \
+	src/backend/vdpa_device.c src/backend/vdpa_device.h

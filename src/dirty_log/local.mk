@@ -1,0 +1,1 @@
+noinst_HEADERS += src/dirty_log/dirty_log.h

@@ -1,0 +1,1 @@
+noinst_HEADERS += src/iova/iova_map.h

@@ -1,0 +1,4 @@
+src_libvdpad_a_SOURCES += \
+	src/util/error.c src/util/error.h \
+	src/util/fd.c src/util/fd.h \
+	src/util/compat.h

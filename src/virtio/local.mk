@@ -1,0 +1,1 @@
+noinst_HEADERS += src/virtio/split_ring.h

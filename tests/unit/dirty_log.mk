@@ -1,0 +1,1 @@
+# tests/unit/dirty_log.mk
