@@ -704,7 +704,6 @@ void *vring_drv_get_used(struct vring_drv *vq, uint32_t *len)
     for (unsigned i = 1; i < vq->chain_len[id]; i++)
         last = vq->next[last];
     vq->next[last] = vq->free_head;
-    vq->ring.desc[last].next = htole16(vq->free_head);
     vq->free_head = (uint16_t)id;
     vq->num_free += vq->chain_len[id];
 

@@ -191,8 +191,9 @@ struct vring_drv {
     void **token;            /* per head: caller's token, NULL when free */
     uint16_t *chain_len;     /* per head: descriptors in the chain (1 if indirect) */
     uint32_t *in_len;        /* per head: device-writable bytes, bounds the used length */
-    /* The free list is threaded through desc.next; this private copy of every next link is
-     * what the driver follows, so a device scribbling on the table cannot redirect it. */
+    /* Next links, per descriptor. The free list and every chain are threaded through them;
+     * add copies them into desc.next. The driver follows only this private copy, so a
+     * device scribbling on the table cannot redirect it. */
     uint16_t *next;
     bool broken;
     char error[160];

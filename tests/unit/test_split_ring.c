@@ -609,6 +609,27 @@ static void event_idx_need_event_handles_16bit_wrap(void **state)
     }
 }
 
+static void event_idx_window_over_65535_entries_forces_notification(void **state)
+{
+    struct fix *f = fix_new(8, 0, true, false);
+
+    vring_dev_push(&f->dev, 0, 0);
+    assert_true(vring_dev_need_notify(&f->dev)); /* decision point: used idx 1 */
+    *used_event_of(f) = htole16(10);
+    /* 65537 entries without a decision: the window [1, 65538) wraps onto itself, so
+     * used_event can no longer be placed in it; the device must notify */
+    for (unsigned i = 0; i < 65537; i++)
+        vring_dev_fill(&f->dev, i, 0, 0);
+    vring_dev_flush(&f->dev, 65535);
+    vring_dev_flush(&f->dev, 2);
+    assert_int_equal(f->dev.used_idx, 2);
+    assert_true(vring_dev_need_notify(&f->dev));
+    /* and then the normal rule again */
+    vring_dev_push(&f->dev, 0, 0);
+    assert_false(vring_dev_need_notify(&f->dev)); /* used_event 10 not in [2, 3) */
+    fix_free(f);
+}
+
 static void event_idx_kick_follows_avail_event(void **state)
 {
     struct fix *f = fix_new(16, 65535, true, false);
@@ -1469,6 +1490,7 @@ int main(void)
         cmocka_unit_test(unpop_returns_chains_to_be_popped_again),
         cmocka_unit_test(event_idx_used_notification_follows_used_event),
         cmocka_unit_test(event_idx_need_event_handles_16bit_wrap),
+        cmocka_unit_test(event_idx_window_over_65535_entries_forces_notification),
         cmocka_unit_test(event_idx_kick_follows_avail_event),
         cmocka_unit_test(enable_then_recheck_catches_buffer_added_before),
         cmocka_unit_test(flags_suppress_notifications_without_event_idx),
