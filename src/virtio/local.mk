@@ -1,1 +1,1 @@
-noinst_HEADERS += src/virtio/split_ring.h
+noinst_HEADERS += src/virtio/split_ring.h src/virtio/net_state.h src/virtio/blk_req.h
