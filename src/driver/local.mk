@@ -1,1 +1,1 @@
-# src/driver
+noinst_HEADERS += src/driver/virtio_driver.h
