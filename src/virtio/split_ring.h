@@ -75,7 +75,8 @@ struct vring_seg {
 /* An available buffer (a whole descriptor chain), as popped from the ring.
  * A zero-length descriptor is accepted and yields no segment (its address is not looked
  * at); it still counts against the chain-length bounds and the readable-before-writable
- * order. */
+ * order. An indirect descriptor may be the head or end a direct chain (as vhost accepts);
+ * the WRITE flag on it is ignored (virtio 1.2 §2.7.5.3.2). */
 struct vring_elem {
     uint16_t head;      /* id to return in the used ring */
     unsigned n_out;     /* device-readable segments: seg[0 .. n_out) */
@@ -152,7 +153,8 @@ void vring_dev_flush(struct vring_dev *vq, unsigned count);
 void vring_dev_push(struct vring_dev *vq, uint16_t head, uint32_t len);
 
 /* After publishing used entries: must the driver be notified (used_event or
- * VRING_AVAIL_F_NO_INTERRUPT)? Updates the event-idx bookkeeping; call once per batch. */
+ * VRING_AVAIL_F_NO_INTERRUPT)? Updates the event-idx bookkeeping; call once per batch.
+ * False on a broken queue. */
 bool vring_dev_need_notify(struct vring_dev *vq);
 
 /* Asks the driver for (enable) or against (disable) kicks: VRING_USED_F_NO_NOTIFY or
@@ -226,10 +228,10 @@ int vring_drv_add_indirect(struct vring_drv *vq, const struct vring_buf *bufs, u
  * device must be kicked (VRING_USED_F_NO_NOTIFY or avail_event). */
 bool vring_drv_publish(struct vring_drv *vq);
 
-/* Collects one used chain: returns its token and sets *len, or returns NULL when none is
- * pending. A used id that is out of range or not in flight, a length larger than the
- * chain's writable size, or a used idx further ahead than the chains in flight, breaks the
- * queue (NULL, vq->broken, vq->error). */
+/* Collects one used chain: returns its token and sets *len (len may be NULL), or returns
+ * NULL when none is pending. A used id that is out of range or not in flight, a length
+ * larger than the chain's writable size, or a used idx further ahead than the published
+ * chains in flight, breaks the queue (NULL, vq->broken, vq->error). */
 void *vring_drv_get_used(struct vring_drv *vq, uint32_t *len);
 
 /* Number of used entries pending collection (reads used idx afresh; 0 when broken). */
