@@ -777,6 +777,25 @@ static void hostile_next_out_of_range(void **state)
     raw_avail(f, 7);
     expect_broken(f, -EINVAL, "descriptor 7 has next 300 >= num 256", NULL);
     fix_free(f);
+
+    /* the first index past the end */
+    f = fix_new(16, 0, false, false);
+    raw_desc(f, 15, MEM_IOVA, 16, VRING_DESC_F_NEXT, 16);
+    raw_avail(f, 15);
+    expect_broken(f, -EINVAL, "descriptor 15 has next 16 >= num 16", NULL);
+    fix_free(f);
+
+    /* in an indirect table, the bound is the table's size */
+    f = fix_new(16, 0, false, true);
+
+    struct vring_desc *t = (void *)(f->mem + 0x4000);
+
+    raw_table_desc(&t[0], MEM_IOVA, 16, VRING_DESC_F_NEXT, 1);
+    raw_table_desc(&t[1], MEM_IOVA, 16, VRING_DESC_F_NEXT, 2);
+    raw_desc(f, 0, MEM_IOVA + 0x4000, 32, VRING_DESC_F_INDIRECT, 0);
+    raw_avail(f, 0);
+    expect_broken(f, -EINVAL, "indirect entry 1 has next 2 >= table size 2", NULL);
+    fix_free(f);
 }
 
 static void hostile_chain_loop(void **state)
@@ -797,6 +816,16 @@ static void hostile_chain_loop(void **state)
     raw_desc(f, 9, HOLE_IOVA, 0, VRING_DESC_F_NEXT, 9);
     raw_avail(f, 9);
     expect_broken(f, -ELOOP, "head 9: chain is longer than num 16", NULL);
+    fix_free(f);
+
+    /* a chain through every descriptor, once each, is not a loop */
+    f = fix_new(16, 0, false, false);
+    for (unsigned i = 0; i < 16; i++)
+        raw_desc(f, i, MEM_IOVA + i * 16, 16, i < 15 ? VRING_DESC_F_NEXT : 0,
+                 (uint16_t)(i + 1));
+    raw_avail(f, 0);
+    assert_int_equal(vring_dev_pop(&f->dev, f->elem), 1);
+    assert_int_equal(f->elem->n_out, 16);
     fix_free(f);
 }
 
