@@ -140,7 +140,8 @@ unsigned vdrv_net_pairs(const struct vdrv *drv);
 int vdrv_blk_request(struct vdrv *drv, unsigned q, uint32_t type, uint64_t sector, void *data,
                      size_t len, uint8_t *status, GError **error);
 /* Same, with the payload split into descriptors of seg_len bytes (the last may be
- * shorter); vdrv_blk_request uses one. */
+ * shorter), placed apart in guest memory so that each is a separate buffer to the device;
+ * vdrv_blk_request uses one. */
 int vdrv_blk_request_segs(struct vdrv *drv, unsigned q, uint32_t type, uint64_t sector,
                           void *data, size_t len, size_t seg_len, uint8_t *status,
                           GError **error);
