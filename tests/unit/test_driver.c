@@ -247,11 +247,11 @@ static struct vring_dev *fake_ring(struct fake *f, unsigned idx)
 static const uint64_t fake_features = F(VIRTIO_F_VERSION_1) | F(VIRTIO_F_ACCESS_PLATFORM) |
                                       F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_MTU);
 
-static struct vdrv *drv_on(struct fake *f)
+static struct vdrv *drv_on(struct vdpa_device *dev)
 {
     g_autoptr(GError) err = NULL;
     struct vdrv_config cfg = { .timeout_ms = 200 };
-    struct vdrv *drv = vdrv_new(&f->vdev, &cfg, &err);
+    struct vdrv *drv = vdrv_new(dev, &cfg, &err);
 
     if (!drv)
         fail_msg("vdrv_new: %s", err->message);
@@ -288,7 +288,7 @@ static void driver_maps_guest_memory_at_the_start_of_the_iova_range(void **state
 {
     struct fake *f = fake_new(fake_features);
     g_autoptr(vdpa_device) dev = &f->vdev;
-    g_autoptr(vdrv) drv = drv_on(f);
+    g_autoptr(vdrv) drv = drv_on(dev);
     uint64_t iova, size;
     struct iova_region r;
 
@@ -308,7 +308,7 @@ static void driver_detects_a_used_length_larger_than_the_buffer(void **state)
 {
     struct fake *f = fake_new(fake_features);
     g_autoptr(vdpa_device) dev = &f->vdev;
-    g_autoptr(vdrv) drv = drv_on(f);
+    g_autoptr(vdrv) drv = drv_on(dev);
     g_autoptr(GError) err = NULL;
     struct vring_dev *tx;
 
@@ -326,7 +326,7 @@ static void driver_detects_a_used_id_not_in_flight(void **state)
 {
     struct fake *f = fake_new(fake_features);
     g_autoptr(vdpa_device) dev = &f->vdev;
-    g_autoptr(vdrv) drv = drv_on(f);
+    g_autoptr(vdrv) drv = drv_on(dev);
     g_autoptr(GError) err = NULL;
     struct vring_dev *rx;
 
@@ -341,7 +341,7 @@ static void driver_counts_corrupted_duplicated_and_stray_frames(void **state)
 {
     struct fake *f = fake_new(fake_features);
     g_autoptr(vdpa_device) dev = &f->vdev;
-    g_autoptr(vdrv) drv = drv_on(f);
+    g_autoptr(vdrv) drv = drv_on(dev);
     struct vring_dev *tx, *rx;
     struct vdrv_net_result r;
     uint8_t old_frame[64 + 12];
@@ -393,7 +393,7 @@ static void driver_rejects_frames_outside_the_mtu_and_unknown_pairs(void **state
 {
     struct fake *f = fake_new(fake_features);
     g_autoptr(vdpa_device) dev = &f->vdev;
-    g_autoptr(vdrv) drv = drv_on(f);
+    g_autoptr(vdrv) drv = drv_on(dev);
     g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
 
     assert_int_equal(vdrv_net_run_begin(drv, 0, 1, 59, mac, &e1), -EINVAL);
@@ -407,7 +407,7 @@ static void driver_times_out_when_the_device_never_answers(void **state)
 {
     struct fake *f = fake_new(fake_features | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX));
     g_autoptr(vdpa_device) dev = &f->vdev;
-    g_autoptr(vdrv) drv = drv_on(f);
+    g_autoptr(vdrv) drv = drv_on(dev);
     g_autoptr(GError) err = NULL;
     struct net_ctrl_cmd cmd = { .class = VIRTIO_NET_CTRL_RX, .cmd = VIRTIO_NET_CTRL_RX_PROMISC };
     int64_t t0 = g_get_monotonic_time();
