@@ -374,6 +374,82 @@ static void traffic_on_two_pairs_after_mq_vq_pairs_set(void **state)
     assert_int_equal(stat(dev, 2, "rx_drops"), 60);
 }
 
+struct pair_run {
+    struct vdrv *drv;
+    unsigned pair;
+    uint64_t frames;
+    size_t len;
+    int ret;
+    struct vdrv_net_result r;
+    char error[256];
+};
+
+static void *pair_run_thread(void *arg)
+{
+    struct pair_run *pr = arg;
+    g_autoptr(GError) err = NULL;
+
+    pr->ret = vdrv_net_exchange(pr->drv, pr->pair, pr->frames, pr->len, dev_mac, true,
+                                TIMEOUT_MS, &pr->r, &err);
+    if (pr->ret < 0)
+        g_strlcpy(pr->error, err->message, sizeof(pr->error));
+    return NULL;
+}
+
+static void pair_run_check(struct pair_run *pr)
+{
+    if (pr->ret < 0)
+        fail_msg("pair %u: %s", pr->pair, pr->error);
+    assert_int_equal(pr->r.received, pr->frames);
+}
+
+static void traffic_on_two_pairs_concurrently_from_two_threads(void **state)
+{
+    g_autoptr(vdpa_device) dev = net_new(2, 0);
+    g_autoptr(vdrv) drv = drv_new(dev, 0);
+    struct pair_run pr[2] = { { drv, 0, 20000, 64 }, { drv, 1, 20000, 1500 } };
+    GThread *th[2];
+
+    assert_int_equal(ctrl_pairs(drv, 2), VIRTIO_NET_OK);
+    for (int i = 0; i < 2; i++)
+        th[i] = g_thread_new("pair", pair_run_thread, &pr[i]);
+    for (int i = 0; i < 2; i++)
+        g_thread_join(th[i]);
+    pair_run_check(&pr[0]);
+    pair_run_check(&pr[1]);
+    assert_int_equal(stat(dev, 0, "rx_pkts"), 20000);
+    assert_int_equal(stat(dev, 2, "rx_bytes"), 20000 * 1500);
+}
+
+static void suspend_resume_cycles_under_traffic_lose_nothing(void **state)
+{
+    g_autoptr(vdpa_device) dev = net_new(1, 0);
+    g_autoptr(vdrv) drv = drv_new(dev, 0);
+    struct pair_run pr = { drv, 0, 100000, 64 };
+    struct vdpa_vq_stats st;
+    struct vdpa_vq_state vs1, vs2;
+    GThread *th = g_thread_new("pair", pair_run_thread, &pr);
+    unsigned cycles = 0;
+
+    /* suspend and resume while the driver thread sends; the state read while suspended
+     * does not move until resume */
+    while (stat(dev, 1, "completed_desc") < 90000 && cycles < 2000) {
+        assert_int_equal(dev->ops->suspend(dev, NULL), 0);
+        assert_int_equal(dev->ops->get_vq_state(dev, 1, &vs1, NULL), 0);
+        g_usleep(200);
+        assert_int_equal(dev->ops->get_vq_state(dev, 1, &vs2, NULL), 0);
+        assert_int_equal(vs1.avail_index, vs2.avail_index);
+        assert_int_equal(dev->ops->get_vq_stats(dev, 0, &st, NULL), 0);
+        assert_int_equal(dev->ops->resume(dev, NULL), 0);
+        g_usleep(300);
+        cycles++;
+    }
+    g_thread_join(th);
+    pair_run_check(&pr);
+    assert_true(cycles > 3);
+    assert_int_equal(stat(dev, 1, "tx_pkts"), 100000);
+}
+
 static void without_mq_the_control_queue_is_index_2(void **state)
 {
     g_autoptr(vdpa_device) dev = net_new(4, 0);
@@ -876,6 +952,8 @@ int main(void)
         cmocka_unit_test(traffic_64_and_1500_bytes_exactly_once_on_one_pair),
         cmocka_unit_test(traffic_without_event_idx_and_with_small_rings),
         cmocka_unit_test(traffic_on_two_pairs_after_mq_vq_pairs_set),
+        cmocka_unit_test(traffic_on_two_pairs_concurrently_from_two_threads),
+        cmocka_unit_test(suspend_resume_cycles_under_traffic_lose_nothing),
         cmocka_unit_test(without_mq_the_control_queue_is_index_2),
         cmocka_unit_test(frame_to_another_mac_is_dropped_and_counted),
         cmocka_unit_test(mac_addr_set_changes_filter_and_config_mac),

@@ -142,6 +142,7 @@ static void blk_process_queue(struct sim_blk *b, unsigned idx)
     struct sim_blk_vq_stats *vs = &b->vs[idx];
     struct blk_request *req = &b->req;
     unsigned done = 0;
+    bool used = false;
 
     vring_dev_set_notify(&q->vr, false);
     for (;;) {
@@ -190,8 +191,10 @@ static void blk_process_queue(struct sim_blk *b, unsigned idx)
         }
         vring_dev_push(&q->vr, q->elem->head, written);
         q->completed_desc++;
+        used = true;
     }
-    sim_vq_notify(s, idx);
+    if (used)
+        sim_vq_notify(s, idx);
 }
 
 static void blk_process(struct sim *s)
