@@ -269,6 +269,30 @@ static void blk_fill_config(struct sim_blk *b, unsigned queues)
     cfg->write_zeroes_may_unmap = 1;
 }
 
+static int blk_check_config(const struct sim_blk_config *cfg, const char *name,
+                            uint64_t features, unsigned num_max, uint32_t seg_max,
+                            uint32_t size_max, GError **error)
+{
+    if (cfg->size_bytes == 0 || cfg->size_bytes % BLK_SECTOR)
+        return vdpad_fail(error, EINVAL, "%s: disk size %" PRIu64 " (a positive multiple of %u)",
+                          name, cfg->size_bytes, BLK_SECTOR);
+    if (cfg->queues < 1 || cfg->queues > BLK_MAX_QUEUES)
+        return vdpad_fail(error, EINVAL, "%s: %u queues (1..%d)", name, cfg->queues,
+                          BLK_MAX_QUEUES);
+    if (seg_max > VRING_MAX_SEGS - 2 || size_max < BLK_SECTOR)
+        return vdpad_fail(error, EINVAL, "%s: seg_max %u (1..%u), size_max %u (>= %u)", name,
+                          seg_max, VRING_MAX_SEGS - 2, size_max, BLK_SECTOR);
+    if (features & ~sim_blk_supported_features())
+        return vdpad_fail(error, EINVAL,
+                          "%s: features 0x%" PRIx64 " not supported (supported 0x%" PRIx64 ")",
+                          name, features & ~sim_blk_supported_features(),
+                          sim_blk_supported_features());
+    if (!vring_num_valid(num_max) || num_max > UINT16_MAX)
+        return vdpad_fail(error, EINVAL, "%s: queue size %u (a power of two up to %u)", name,
+                          num_max, VRING_MAX_NUM);
+    return 0;
+}
+
 struct vdpa_device *sim_blk_new(const struct sim_blk_config *cfg, GError **error)
 {
     const uint64_t always = F(VIRTIO_F_VERSION_1) | F(VIRTIO_F_ACCESS_PLATFORM);
@@ -279,29 +303,8 @@ struct vdpa_device *sim_blk_new(const struct sim_blk_config *cfg, GError **error
     const char *name = cfg->name ? cfg->name : "sim-blk";
     struct sim_blk *b;
 
-    if (cfg->size_bytes == 0 || cfg->size_bytes % BLK_SECTOR)
-        return vdpad_fail(error, EINVAL, "%s: disk size %" PRIu64 " (a positive multiple of %u)",
-                          name, cfg->size_bytes, BLK_SECTOR),
-               NULL;
-    if (cfg->queues < 1 || cfg->queues > BLK_MAX_QUEUES)
-        return vdpad_fail(error, EINVAL, "%s: %u queues (1..%d)", name, cfg->queues,
-                          BLK_MAX_QUEUES),
-               NULL;
-    if (seg_max > VRING_MAX_SEGS - 2 || size_max < BLK_SECTOR)
-        return vdpad_fail(error, EINVAL, "%s: seg_max %u (1..%u), size_max %u (>= %u)", name,
-                          seg_max, VRING_MAX_SEGS - 2, size_max, BLK_SECTOR),
-               NULL;
-    if (features & ~sim_blk_supported_features())
-        return vdpad_fail(error, EINVAL,
-                          "%s: features 0x%" PRIx64 " not supported (supported 0x%" PRIx64 ")",
-                          name, features & ~sim_blk_supported_features(),
-                          sim_blk_supported_features()),
-               NULL;
-    if (!vring_num_valid(num_max) || num_max > UINT16_MAX)
-        return vdpad_fail(error, EINVAL, "%s: queue size %u (a power of two up to %u)", name,
-                          num_max, VRING_MAX_NUM),
-               NULL;
-
+    if (blk_check_config(cfg, name, features, num_max, seg_max, size_max, error) < 0)
+        return NULL;
     b = g_new0(struct sim_blk, 1);
     b->size = cfg->size_bytes;
     b->page_size = sysconf(_SC_PAGESIZE);

@@ -435,6 +435,25 @@ static const struct sim_type sim_net_type = {
     .destroy = net_destroy,
 };
 
+static int net_check_config(const struct sim_net_config *cfg, const char *name,
+                            uint64_t features, unsigned num_max, GError **error)
+{
+    if (cfg->queue_pairs < 1 || cfg->queue_pairs > NET_MAX_PAIRS)
+        return vdpad_fail(error, EINVAL, "%s: %u queue pairs (1..%d)", name, cfg->queue_pairs,
+                          NET_MAX_PAIRS);
+    if (cfg->mtu != 0 && cfg->mtu < 68)
+        return vdpad_fail(error, EINVAL, "%s: MTU %u (68..65535)", name, cfg->mtu);
+    if (features & ~sim_net_supported_features())
+        return vdpad_fail(error, EINVAL,
+                          "%s: features 0x%" PRIx64 " not supported (supported 0x%" PRIx64 ")",
+                          name, features & ~sim_net_supported_features(),
+                          sim_net_supported_features());
+    if (!vring_num_valid(num_max) || num_max > UINT16_MAX)
+        return vdpad_fail(error, EINVAL, "%s: queue size %u (a power of two up to %u)", name,
+                          num_max, VRING_MAX_NUM);
+    return 0;
+}
+
 struct vdpa_device *sim_net_new(const struct sim_net_config *cfg, GError **error)
 {
     const uint64_t always = F(VIRTIO_F_VERSION_1) | F(VIRTIO_F_ACCESS_PLATFORM);
@@ -443,23 +462,8 @@ struct vdpa_device *sim_net_new(const struct sim_net_config *cfg, GError **error
     const char *name = cfg->name ? cfg->name : "sim-net";
     struct sim_net *n;
 
-    if (cfg->queue_pairs < 1 || cfg->queue_pairs > NET_MAX_PAIRS)
-        return vdpad_fail(error, EINVAL, "%s: %u queue pairs (1..%d)", name, cfg->queue_pairs,
-                          NET_MAX_PAIRS),
-               NULL;
-    if (cfg->mtu != 0 && cfg->mtu < 68)
-        return vdpad_fail(error, EINVAL, "%s: MTU %u (68..65535)", name, cfg->mtu), NULL;
-    if (features & ~sim_net_supported_features())
-        return vdpad_fail(error, EINVAL,
-                          "%s: features 0x%" PRIx64 " not supported (supported 0x%" PRIx64 ")",
-                          name, features & ~sim_net_supported_features(),
-                          sim_net_supported_features()),
-               NULL;
-    if (!vring_num_valid(num_max) || num_max > UINT16_MAX)
-        return vdpad_fail(error, EINVAL, "%s: queue size %u (a power of two up to %u)", name,
-                          num_max, VRING_MAX_NUM),
-               NULL;
-
+    if (net_check_config(cfg, name, features, num_max, error) < 0)
+        return NULL;
     n = g_new0(struct sim_net, 1);
     n->max_pairs = cfg->queue_pairs;
     memcpy(n->mac, cfg->mac, ETH_ALEN);
