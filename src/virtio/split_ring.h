@@ -75,7 +75,8 @@ struct vring_seg {
 /* An available buffer (a whole descriptor chain), as popped from the ring.
  * A zero-length descriptor is accepted and yields no segment (its address is not looked
  * at); it still counts against the chain-length bounds and the readable-before-writable
- * order. */
+ * order. An indirect descriptor may be the head or end a direct chain (as vhost accepts);
+ * the WRITE flag on it is ignored (virtio 1.2 §2.7.5.3.2). */
 struct vring_elem {
     uint16_t head;      /* id to return in the used ring */
     unsigned n_out;     /* device-readable segments: seg[0 .. n_out) */
@@ -99,8 +100,11 @@ struct vring_dev {
     bool event_idx;             /* VIRTIO_RING_F_EVENT_IDX negotiated */
     bool indirect;              /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
     unsigned max_segs;          /* bound per chain; 0 = VRING_MAX_SEGS */
-    /* When set, every write to the used ring (entries, idx, avail_event) is marked in the
-     * log before the index that publishes it; used_iova is the used ring's IOVA. */
+    /* When set, every write to the used ring (entries, idx, flags, avail_event) is marked
+     * in the log right after it is stored: used entries before the used->idx store that
+     * publishes them, used->idx just after its own store (marking it before could let the
+     * log's reader collect the bit while the page still held the old index). used_iova is
+     * the used ring's IOVA (= GPA). */
     struct dirty_log *log;
     uint64_t used_iova;
 
@@ -152,7 +156,8 @@ void vring_dev_flush(struct vring_dev *vq, unsigned count);
 void vring_dev_push(struct vring_dev *vq, uint16_t head, uint32_t len);
 
 /* After publishing used entries: must the driver be notified (used_event or
- * VRING_AVAIL_F_NO_INTERRUPT)? Updates the event-idx bookkeeping; call once per batch. */
+ * VRING_AVAIL_F_NO_INTERRUPT)? Updates the event-idx bookkeeping; call once per batch.
+ * False on a broken queue. */
 bool vring_dev_need_notify(struct vring_dev *vq);
 
 /* Asks the driver for (enable) or against (disable) kicks: VRING_USED_F_NO_NOTIFY or
@@ -163,7 +168,7 @@ bool vring_dev_need_notify(struct vring_dev *vq);
 void vring_dev_set_notify(struct vring_dev *vq, bool enable);
 
 /* Marks in vq->log (when set) the first len bytes of elem's device-writable segments, by
- * IOVA. Call it before pushing the used entry for elem. */
+ * IOVA. Call it after writing the buffers and before pushing the used entry for elem. */
 void vring_dev_log_write(struct vring_dev *vq, const struct vring_elem *elem, uint32_t len);
 
 /* ------------------------------------------------------------------ driver side */
@@ -191,8 +196,9 @@ struct vring_drv {
     void **token;            /* per head: caller's token, NULL when free */
     uint16_t *chain_len;     /* per head: descriptors in the chain (1 if indirect) */
     uint32_t *in_len;        /* per head: device-writable bytes, bounds the used length */
-    /* The free list is threaded through desc.next; this private copy of every next link is
-     * what the driver follows, so a device scribbling on the table cannot redirect it. */
+    /* Next links, per descriptor. The free list and every chain are threaded through them;
+     * add copies them into desc.next. The driver follows only this private copy, so a
+     * device scribbling on the table cannot redirect it. */
     uint16_t *next;
     bool broken;
     char error[160];
@@ -225,10 +231,10 @@ int vring_drv_add_indirect(struct vring_drv *vq, const struct vring_buf *bufs, u
  * device must be kicked (VRING_USED_F_NO_NOTIFY or avail_event). */
 bool vring_drv_publish(struct vring_drv *vq);
 
-/* Collects one used chain: returns its token and sets *len, or returns NULL when none is
- * pending. A used id that is out of range or not in flight, a length larger than the
- * chain's writable size, or a used idx further ahead than the chains in flight, breaks the
- * queue (NULL, vq->broken, vq->error). */
+/* Collects one used chain: returns its token and sets *len (len may be NULL), or returns
+ * NULL when none is pending. A used id that is out of range or not in flight, a length
+ * larger than the chain's writable size, or a used idx further ahead than the published
+ * chains in flight, breaks the queue (NULL, vq->broken, vq->error). */
 void *vring_drv_get_used(struct vring_drv *vq, uint32_t *len);
 
 /* Number of used entries pending collection (reads used idx afresh; 0 when broken). */
