@@ -72,6 +72,9 @@ void sim_vq_fail(struct sim *s, unsigned idx, const char *fmt, ...)
     g_warning("%s: queue %u stopped, device needs reset: %s", s->vdev.name, idx, vq->error);
     s->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
     sim_config_changed(s);
+    /* used entries published before the failure: the ring library grants no notification
+     * on a broken queue, so signal them now rather than leave them unannounced */
+    sim_signal(vq->call_fd);
 }
 
 void sim_vq_notify(struct sim *s, unsigned idx)

@@ -135,7 +135,8 @@ static inline struct sim *sim_from_vdev(struct vdpa_device *dev)
 /* ---- for device hooks (lock held) */
 
 /* Stops queue idx with an error: logs it once (g_warning), sets DEVICE_NEEDS_RESET and
- * signals the config eventfd. The queue stays stopped until reset. */
+ * signals the config eventfd (and the queue's call eventfd, for entries used before the
+ * error). The queue stays stopped until reset. */
 void sim_vq_fail(struct sim *s, unsigned idx, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 /* After a batch of used entries: signals the call eventfd if the driver wants it. */
