@@ -25,6 +25,7 @@
 #include <linux/sockios.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -68,6 +69,8 @@ struct options {
     bool dst_set;
     uint8_t expect_mac[6];
     bool expect_mac_set;
+    uint8_t set_mac[6];
+    bool set_mac_set;
     uint64_t count;
     bool count_set;
     unsigned size_min, size_max;
@@ -240,6 +243,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: vdpa-nettest [options]\n"
         "  -i, --iface NAME       interface (default eth0)\n"
+        "      --set-mac MAC      first set the interface's MAC (virtio_net: control queue)\n"
         "      --expect-mac MAC   fail unless the interface has this MAC\n"
         "      --dst MAC          destination MAC (default: the interface's own MAC)\n"
         "  -n, --count N          frames to send in total (default 1000; in --continuous: stop after N)\n"
@@ -262,11 +266,12 @@ static void usage(FILE *f)
 
 static void parse_options(int argc, char **argv)
 {
-    enum { O_EXPECT_MAC = 256, O_DST, O_EXPECT_NONE, O_RATE, O_PROGRESS, O_QUEUES, O_RUN_ID,
+    enum { O_EXPECT_MAC = 256, O_SET_MAC, O_DST, O_EXPECT_NONE, O_RATE, O_PROGRESS, O_QUEUES, O_RUN_ID,
            O_ETHERTYPE, O_MAX_SECONDS };
     static const struct option longopts[] = {
         { "iface", required_argument, NULL, 'i' },
         { "expect-mac", required_argument, NULL, O_EXPECT_MAC },
+        { "set-mac", required_argument, NULL, O_SET_MAC },
         { "dst", required_argument, NULL, O_DST },
         { "count", required_argument, NULL, 'n' },
         { "size", required_argument, NULL, 's' },
@@ -296,6 +301,11 @@ static void parse_options(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "i:n:s:w:t:cd:T:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': opt.iface = optarg; break;
+        case O_SET_MAC:
+            if (!parse_mac(optarg, opt.set_mac))
+                die("bad --set-mac '%s'", optarg);
+            opt.set_mac_set = true;
+            break;
         case O_EXPECT_MAC:
             if (!parse_mac(optarg, opt.expect_mac))
                 die("bad --expect-mac '%s'", optarg);
@@ -856,6 +866,14 @@ int main(int argc, char **argv)
     ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (ctl < 0)
         die("socket(AF_INET): %s", strerror(errno));
+    if (opt.set_mac_set) {
+        struct ifreq ifr = { 0 };
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", opt.iface);
+        ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+        memcpy(ifr.ifr_hwaddr.sa_data, opt.set_mac, 6);
+        if (ioctl(ctl, SIOCSIFHWADDR, &ifr) < 0)
+            die("setting the MAC of %s: %s", opt.iface, strerror(errno));
+    }
     info = read_iface(ctl);
     if (opt.size_max > info.mtu)
         die("--size max %u exceeds the MTU %u of %s", opt.size_max, info.mtu, opt.iface);
