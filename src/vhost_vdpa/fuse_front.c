@@ -3,6 +3,8 @@
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
 
+#include <linux/vhost.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
@@ -258,6 +260,12 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
         return;
     }
     fuse_reply_ioctl(req, ret, out, out_bufsz);
+    /* what observers show (features, status, owner) may have changed */
+    if (cmd == VHOST_SET_FEATURES || cmd == VHOST_VDPA_SET_STATUS || cmd == VHOST_SET_OWNER) {
+        struct entry *e = entry_of(f, ino);
+        if (e)
+            node_changed(f->reg, e->node);
+    }
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -357,6 +365,7 @@ struct fuse_front *fuse_front_new(const char *dir, struct node_registry *reg, GE
     char *argv[] = { arg0, arg1, arg2, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
     f->se = fuse_session_new(&args, &front_ops, sizeof(front_ops), f);
+    fuse_opt_free_args(&args);
     if (!f->se) {
         vdpad_fail(error, EIO, "cannot create a FUSE session (is /dev/fuse there?)");
         return NULL;
