@@ -29,3 +29,6 @@ static inline int vdpad_steal_fd(int *fd)
 
 /* Replaces *slot with a dup of fd (or -1 for fd < 0), closing the old one. Returns 0 or -errno. */
 int vdpad_fd_replace_dup(int *slot, int fd);
+
+/* Whether fd is an eventfd (what vhost's kick/call/config fds must be). */
+gboolean vdpad_fd_is_eventfd(int fd);

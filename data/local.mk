@@ -1,0 +1,1 @@
+# data: D-Bus introspection and policy

@@ -1,0 +1,703 @@
+#include "config.h"
+
+#include <inttypes.h>
+#include <linux/vhost_types.h>
+#include <linux/virtio_config.h>
+
+#include "core/session.h"
+#include "iova/iova_map.h"
+#include "util/compat.h"
+#include "util/error.h"
+#include "util/fd.h"
+
+/* One piece of client memory mapped into ours, for one IOVA range; local is NULL for
+ * memory the client could not share (unreachable for the device). */
+struct mem_record {
+    uint64_t iova;
+    uint64_t size;
+    void *local;
+};
+
+struct session_vq {
+    unsigned num;
+    uint64_t desc, avail, used;
+    uint16_t base;
+    bool ready;
+    int kick_fd; /* ours; the device holds its own dup */
+    int call_fd;
+    unsigned busyloop_timeout;
+    uint16_t saved_base; /* the base at the last reset from DRIVER_OK */
+    bool saved_valid;
+};
+
+struct session {
+    struct vdpa_device *dev; /* borrowed from the node */
+    pid_t opener;
+    pid_t owner;
+    uint64_t backend_features; /* acked by the client */
+    unsigned nvqs;
+    struct session_vq *vq;
+    int config_call_fd;
+    struct iova_map *iotlb;  /* client IOVA -> our address */
+    GArray *maps;            /* struct mem_record, sorted by iova */
+    const struct session_mem_ops *mem;
+    void *mem_opaque;
+    bool in_batch;
+    bool suspended;      /* by GET_VRING_BASE or the client's SUSPEND */
+    char *ram_unshared;  /* why guest RAM is unreachable, when it is */
+};
+
+#define DEV_NAME(s) ((s)->dev->name)
+
+/* Backend features vdpad's front offers; SUSPEND/RESUME only when the device can. */
+#define BASE_BACKEND_FEATURES \
+    ((1ull << VHOST_BACKEND_F_IOTLB_MSG_V2) | (1ull << VHOST_BACKEND_F_IOTLB_BATCH))
+
+static void release_maps(struct session *s)
+{
+    for (guint i = 0; i < s->maps->len; i++) {
+        struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
+        if (r->local)
+            s->mem->unmap(s->mem_opaque, r->local, r->size);
+    }
+    g_array_set_size(s->maps, 0);
+    iova_map_clear(s->iotlb);
+}
+
+/* After a device reset: give the device back what vhost-vdpa keeps across it (the
+ * IOTLB, kick, call and config eventfds), as the kernel's vhost layer does. */
+static int reapply_persistent_state(struct session *s, GError **error)
+{
+    const struct vdpa_device_ops *ops = s->dev->ops;
+    int ret;
+
+    for (guint i = 0; i < s->maps->len; i++) {
+        struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
+        struct iova_region reg;
+
+        if (!r->local || !iova_map_lookup(s->iotlb, r->iova, &reg))
+            continue;
+        ret = ops->dma_map(s->dev, r->iova, r->size, r->local, reg.perm, error);
+        if (ret < 0)
+            return ret;
+    }
+    for (unsigned i = 0; i < s->nvqs; i++) {
+        if (s->vq[i].kick_fd >= 0 && (ret = ops->set_vq_kick(s->dev, i, s->vq[i].kick_fd, error)) < 0)
+            return ret;
+        if (s->vq[i].call_fd >= 0 && (ret = ops->set_vq_call(s->dev, i, s->vq[i].call_fd, error)) < 0)
+            return ret;
+    }
+    if (s->config_call_fd >= 0)
+        return ops->set_config_call(s->dev, s->config_call_fd, error);
+    return 0;
+}
+
+static void clear_vq_config(struct session *s)
+{
+    for (unsigned i = 0; i < s->nvqs; i++) {
+        struct session_vq *vq = &s->vq[i];
+        vq->num = 0;
+        vq->desc = vq->avail = vq->used = 0;
+        vq->base = 0;
+        vq->ready = false;
+    }
+}
+
+struct session *session_new(struct vdpa_device *dev, pid_t opener,
+                            const struct session_mem_ops *mem, void *mem_opaque, GError **error)
+{
+    g_autoptr(session) s = g_new0(struct session, 1);
+
+    s->dev = dev;
+    s->opener = opener;
+    s->mem = mem;
+    s->mem_opaque = mem_opaque;
+    s->config_call_fd = -1;
+    s->nvqs = dev->ops->get_vq_count(dev);
+    s->vq = g_new0(struct session_vq, s->nvqs);
+    for (unsigned i = 0; i < s->nvqs; i++)
+        s->vq[i].kick_fd = s->vq[i].call_fd = -1;
+    s->iotlb = iova_map_new();
+    s->maps = g_array_new(FALSE, FALSE, sizeof(struct mem_record));
+    if (dev->ops->reset(dev, error) < 0) {
+        vdpad_prefix_error(error, "%s: reset at open: ", dev->name);
+        return NULL;
+    }
+    return g_steal_pointer(&s);
+}
+
+void session_free(struct session *s)
+{
+    if (!s)
+        return;
+    g_autoptr(GError) err = NULL;
+    if (s->dev && s->dev->ops->reset(s->dev, &err) < 0)
+        g_warning("%s: reset at close failed: %s", DEV_NAME(s), err->message);
+    if (s->maps)
+        release_maps(s);
+    for (unsigned i = 0; i < s->nvqs; i++) {
+        vdpad_close_fd(s->vq[i].kick_fd);
+        vdpad_close_fd(s->vq[i].call_fd);
+    }
+    vdpad_close_fd(s->config_call_fd);
+    g_free(s->vq);
+    g_free(s->ram_unshared);
+    if (s->maps)
+        g_array_free(s->maps, TRUE);
+    iova_map_free(s->iotlb);
+    g_free(s);
+}
+
+struct vdpa_device *session_device(const struct session *s)
+{
+    return s->dev;
+}
+
+pid_t session_opener(const struct session *s)
+{
+    return s->opener;
+}
+
+pid_t session_owner(const struct session *s)
+{
+    return s->owner;
+}
+
+/* ------------------------------------------------------------------ ownership */
+
+int session_set_owner(struct session *s, pid_t tgid, GError **error)
+{
+    if (s->owner)
+        return vdpad_fail(error, EBUSY, "%s: already owned by pid %d (SET_OWNER from pid %d)",
+                          DEV_NAME(s), (int)s->owner, (int)tgid);
+    s->owner = tgid;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ features */
+
+uint64_t session_get_features(struct session *s)
+{
+    return s->dev->ops->get_device_features(s->dev);
+}
+
+int session_set_features(struct session *s, uint64_t features, GError **error)
+{
+    const struct vdpa_device_ops *ops = s->dev->ops;
+
+    if (ops->get_status(s->dev) & VIRTIO_CONFIG_S_FEATURES_OK)
+        return vdpad_fail(error, EBUSY, "%s: SET_FEATURES 0x%" PRIx64
+                          " after FEATURES_OK: features are already negotiated",
+                          DEV_NAME(s), features);
+    int ret = ops->set_driver_features(s->dev, features, error);
+    if (ret < 0) {
+        vdpad_prefix_error(error, "%s: SET_FEATURES 0x%" PRIx64 ": ", DEV_NAME(s), features);
+        return -EINVAL; /* whatever the device said, as the kernel */
+    }
+    return 0;
+}
+
+uint64_t session_get_backend_features(struct session *s)
+{
+    uint64_t f = BASE_BACKEND_FEATURES;
+
+    if (s->dev->ops->suspend)
+        f |= 1ull << VHOST_BACKEND_F_SUSPEND;
+    if (s->dev->ops->resume)
+        f |= 1ull << VHOST_BACKEND_F_RESUME;
+    return f;
+}
+
+int session_set_backend_features(struct session *s, uint64_t features, GError **error)
+{
+    uint64_t offered = session_get_backend_features(s);
+
+    if (features & ~offered)
+        return vdpad_fail(error, EOPNOTSUPP, "%s: SET_BACKEND_FEATURES 0x%" PRIx64
+                          " has bits not offered (offered 0x%" PRIx64 ")",
+                          DEV_NAME(s), features, offered);
+    s->backend_features = features;
+    return 0;
+}
+
+uint64_t session_acked_backend_features(const struct session *s)
+{
+    return s->backend_features;
+}
+
+/* ------------------------------------------------------------------ status, config */
+
+/* Stops the device taking more buffers from queue idx, so that its state is exact:
+ * suspend the device when it can, else disable the queue. */
+static int quiesce(struct session *s, unsigned idx, GError **error)
+{
+    const struct vdpa_device_ops *ops = s->dev->ops;
+
+    if (!(ops->get_status(s->dev) & VIRTIO_CONFIG_S_DRIVER_OK) || s->suspended)
+        return 0;
+    if (ops->suspend) {
+        int ret = ops->suspend(s->dev, error);
+        if (ret == 0)
+            s->suspended = true;
+        return ret;
+    }
+    if (ops->get_vq_ready(s->dev, idx))
+        return ops->set_vq_ready(s->dev, idx, false, error);
+    return 0;
+}
+
+/* Before a reset from DRIVER_OK: what each started queue's base is, for the
+ * GET_VRING_BASE that QEMU 7.2 sends after the reset. */
+static void save_bases(struct session *s)
+{
+    for (unsigned i = 0; i < s->nvqs; i++) {
+        struct session_vq *vq = &s->vq[i];
+        g_autoptr(GError) err = NULL;
+        struct vdpa_vq_state st;
+
+        vq->saved_valid = false;
+        if (vq->num == 0)
+            continue;
+        if (quiesce(s, i, &err) < 0 || s->dev->ops->get_vq_state(s->dev, i, &st, &err) < 0) {
+            g_warning("%s: queue %u: cannot read its state before reset: %s", DEV_NAME(s), i,
+                      err->message);
+            continue;
+        }
+        vq->saved_base = st.avail_index;
+        vq->saved_valid = true;
+    }
+}
+
+uint8_t session_get_status(struct session *s)
+{
+    return s->dev->ops->get_status(s->dev);
+}
+
+int session_set_status(struct session *s, uint8_t status, GError **error)
+{
+    const struct vdpa_device_ops *ops = s->dev->ops;
+    uint8_t old = ops->get_status(s->dev);
+    int ret;
+
+    if (status != 0 && (old & ~status))
+        return vdpad_fail(error, EINVAL, "%s: SET_STATUS 0x%x would clear bits of 0x%x; "
+                          "only a reset (0) may clear status bits", DEV_NAME(s), status, old);
+    if (status == 0) {
+        if (old & VIRTIO_CONFIG_S_DRIVER_OK)
+            save_bases(s);
+        ret = ops->reset(s->dev, error);
+        if (ret < 0)
+            return vdpad_prefix_error(error, "%s: reset: ", DEV_NAME(s));
+        clear_vq_config(s);
+        s->suspended = false;
+        ret = reapply_persistent_state(s, error);
+        if (ret < 0)
+            return vdpad_prefix_error(error, "%s: restoring IOTLB and eventfds after reset: ",
+                                      DEV_NAME(s));
+        return 0;
+    }
+    bool starting = (status & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK);
+    if (starting && s->ram_unshared)
+        return vdpad_fail(error, EIO, "%s: DRIVER_OK refused: guest RAM is not reachable: %s",
+                          DEV_NAME(s), s->ram_unshared);
+    ret = ops->set_status(s->dev, status, error);
+    if (ret < 0)
+        return vdpad_prefix_error(error, "%s: SET_STATUS 0x%x: ", DEV_NAME(s), status);
+    if (starting)
+        for (unsigned i = 0; i < s->nvqs; i++)
+            s->vq[i].saved_valid = false;
+    return 0;
+}
+
+static int check_config_range(struct session *s, const char *what, uint32_t off, uint32_t len,
+                              GError **error)
+{
+    size_t size = s->dev->ops->get_config_size(s->dev);
+
+    if (len == 0 || off > size || len > size - off)
+        return vdpad_fail(error, EINVAL, "%s: %s off %u len %u: config space is %zu bytes",
+                          DEV_NAME(s), what, off, len, size);
+    return 0;
+}
+
+int session_get_config(struct session *s, uint32_t off, uint32_t len, void *buf, GError **error)
+{
+    int ret = check_config_range(s, "GET_CONFIG", off, len, error);
+
+    if (ret < 0)
+        return ret;
+    s->dev->ops->get_config(s->dev, off, buf, len);
+    return 0;
+}
+
+int session_set_config(struct session *s, uint32_t off, uint32_t len, const void *buf,
+                       GError **error)
+{
+    int ret = check_config_range(s, "SET_CONFIG", off, len, error);
+
+    if (ret < 0)
+        return ret;
+    s->dev->ops->set_config(s->dev, off, buf, len);
+    return 0;
+}
+
+int session_set_config_call(struct session *s, int fd, GError **error)
+{
+    g_auto(vdpad_fd) owned = fd;
+    int ret = s->dev->ops->set_config_call(s->dev, owned, error);
+
+    if (ret < 0)
+        return vdpad_prefix_error(error, "%s: SET_CONFIG_CALL: ", DEV_NAME(s));
+    vdpad_close_fd(s->config_call_fd);
+    s->config_call_fd = vdpad_steal_fd(&owned);
+    return 0;
+}
+
+int session_suspend(struct session *s, GError **error)
+{
+    if (!s->dev->ops->suspend)
+        return vdpad_fail(error, EOPNOTSUPP, "%s: the device cannot suspend", DEV_NAME(s));
+    if (!(session_get_status(s) & VIRTIO_CONFIG_S_DRIVER_OK) || s->suspended)
+        return 0;
+    int ret = s->dev->ops->suspend(s->dev, error);
+    if (ret == 0)
+        s->suspended = true;
+    return ret;
+}
+
+int session_resume(struct session *s, GError **error)
+{
+    if (!s->dev->ops->resume)
+        return vdpad_fail(error, EOPNOTSUPP, "%s: the device cannot resume", DEV_NAME(s));
+    if (!(session_get_status(s) & VIRTIO_CONFIG_S_DRIVER_OK) || !s->suspended)
+        return 0;
+    int ret = s->dev->ops->resume(s->dev, error);
+    if (ret == 0)
+        s->suspended = false;
+    return ret;
+}
+
+/* ------------------------------------------------------------------ virtqueues */
+
+unsigned session_vq_count(const struct session *s)
+{
+    return s->nvqs;
+}
+
+static int check_vq(struct session *s, const char *what, unsigned idx, GError **error)
+{
+    if (idx >= s->nvqs)
+        return vdpad_fail(error, ENOBUFS, "%s: %s for queue %u: the device has %u queues",
+                          DEV_NAME(s), what, idx, s->nvqs);
+    return 0;
+}
+
+int session_set_vring_num(struct session *s, unsigned idx, unsigned num, GError **error)
+{
+    int ret = check_vq(s, "SET_VRING_NUM", idx, error);
+
+    if (ret < 0)
+        return ret;
+    if (num == 0 || num > 0xffff || (num & (num - 1)))
+        return vdpad_fail(error, EINVAL, "%s: queue %u: ring size %u is not a power of two "
+                          "in 1..32768", DEV_NAME(s), idx, num);
+    ret = s->dev->ops->set_vq_num(s->dev, idx, num, error);
+    if (ret < 0)
+        return vdpad_prefix_error(error, "%s: queue %u: ", DEV_NAME(s), idx);
+    s->vq[idx].num = num;
+    return 0;
+}
+
+int session_set_vring_addr(struct session *s, unsigned idx, uint64_t desc, uint64_t avail,
+                           uint64_t used, GError **error)
+{
+    int ret = check_vq(s, "SET_VRING_ADDR", idx, error);
+
+    if (ret < 0)
+        return ret;
+    if ((avail & 1) || (used & 3))
+        return vdpad_fail(error, EINVAL, "%s: queue %u: avail 0x%" PRIx64 " or used 0x%" PRIx64
+                          " misaligned (need 2 and 4)", DEV_NAME(s), idx, avail, used);
+    ret = s->dev->ops->set_vq_address(s->dev, idx, desc, avail, used, error);
+    if (ret < 0) {
+        vdpad_prefix_error(error, "%s: queue %u: ", DEV_NAME(s), idx);
+        return -EINVAL;
+    }
+    s->vq[idx].desc = desc;
+    s->vq[idx].avail = avail;
+    s->vq[idx].used = used;
+    return 0;
+}
+
+int session_set_vring_base(struct session *s, unsigned idx, unsigned base, GError **error)
+{
+    int ret = check_vq(s, "SET_VRING_BASE", idx, error);
+
+    if (ret < 0)
+        return ret;
+    if (base > 0xffff)
+        return vdpad_fail(error, EINVAL, "%s: queue %u: base %u is past 65535", DEV_NAME(s),
+                          idx, base);
+    s->vq[idx].saved_valid = false;
+    struct vdpa_vq_state st = { .avail_index = (uint16_t)base };
+    ret = s->dev->ops->set_vq_state(s->dev, idx, &st, error);
+    if (ret < 0) {
+        vdpad_prefix_error(error, "%s: queue %u: SET_VRING_BASE %u: ", DEV_NAME(s), idx, base);
+        return -EINVAL;
+    }
+    s->vq[idx].base = (uint16_t)base;
+    return 0;
+}
+
+int session_get_vring_base(struct session *s, unsigned idx, uint16_t *base, GError **error)
+{
+    int ret = check_vq(s, "GET_VRING_BASE", idx, error);
+
+    if (ret < 0)
+        return ret;
+    if (s->vq[idx].saved_valid) {
+        *base = s->vq[idx].saved_base;
+        return 0;
+    }
+    struct vdpa_vq_state st;
+    ret = quiesce(s, idx, error);
+    if (ret == 0)
+        ret = s->dev->ops->get_vq_state(s->dev, idx, &st, error);
+    if (ret < 0)
+        return vdpad_prefix_error(error, "%s: queue %u: GET_VRING_BASE: ", DEV_NAME(s), idx);
+    *base = st.avail_index;
+    return 0;
+}
+
+int session_set_vring_kick(struct session *s, unsigned idx, int fd, GError **error)
+{
+    g_auto(vdpad_fd) owned = fd;
+    int ret = check_vq(s, "SET_VRING_KICK", idx, error);
+
+    if (ret < 0)
+        return ret;
+    ret = s->dev->ops->set_vq_kick(s->dev, idx, owned, error);
+    if (ret < 0)
+        return vdpad_prefix_error(error, "%s: queue %u: ", DEV_NAME(s), idx);
+    vdpad_close_fd(s->vq[idx].kick_fd);
+    s->vq[idx].kick_fd = vdpad_steal_fd(&owned);
+    return 0;
+}
+
+int session_set_vring_call(struct session *s, unsigned idx, int fd, GError **error)
+{
+    g_auto(vdpad_fd) owned = fd;
+    int ret = check_vq(s, "SET_VRING_CALL", idx, error);
+
+    if (ret < 0)
+        return ret;
+    ret = s->dev->ops->set_vq_call(s->dev, idx, owned, error);
+    if (ret < 0)
+        return vdpad_prefix_error(error, "%s: queue %u: ", DEV_NAME(s), idx);
+    vdpad_close_fd(s->vq[idx].call_fd);
+    s->vq[idx].call_fd = vdpad_steal_fd(&owned);
+    return 0;
+}
+
+int session_set_vring_enable(struct session *s, unsigned idx, bool enable, GError **error)
+{
+    int ret = check_vq(s, "SET_VRING_ENABLE", idx, error);
+
+    if (ret < 0)
+        return ret;
+    ret = s->dev->ops->set_vq_ready(s->dev, idx, enable, error);
+    if (ret < 0)
+        return vdpad_prefix_error(error, "%s: queue %u: enable %d: ", DEV_NAME(s), idx, enable);
+    s->vq[idx].ready = enable;
+    return 0;
+}
+
+int session_set_vring_busyloop(struct session *s, unsigned idx, unsigned timeout)
+{
+    if (idx >= s->nvqs)
+        return -ENOBUFS;
+    s->vq[idx].busyloop_timeout = timeout;
+    return 0;
+}
+
+unsigned session_get_vring_busyloop(struct session *s, unsigned idx)
+{
+    return idx < s->nvqs ? s->vq[idx].busyloop_timeout : 0;
+}
+
+int session_get_vq_info(struct session *s, unsigned idx, struct session_vq_info *info)
+{
+    if (idx >= s->nvqs)
+        return -ENOBUFS;
+    const struct session_vq *vq = &s->vq[idx];
+    *info = (struct session_vq_info){
+        .num = vq->num, .desc = vq->desc, .avail = vq->avail, .used = vq->used,
+        .base = vq->base, .ready = vq->ready,
+        .has_kick = vq->kick_fd >= 0, .has_call = vq->call_fd >= 0,
+    };
+    return 0;
+}
+
+/* ------------------------------------------------------------------ IOTLB */
+
+static guint find_first_record_ending_after(struct session *s, uint64_t iova)
+{
+    guint lo = 0, hi = s->maps->len;
+
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+        struct mem_record *r = &g_array_index(s->maps, struct mem_record, mid);
+        if (r->iova + r->size - 1 < iova)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Where x86 guest RAM lies: below 640 KiB and from 1 MiB. Unshareable memory there means
+ * the guest RAM has no shared backend, which no device can work with. */
+static bool range_holds_guest_ram(uint64_t iova, uint64_t size)
+{
+    uint64_t last = iova + size - 1;
+
+    return iova == 0 || (iova <= 0x100000 && last >= 0x100000);
+}
+
+int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64_t uaddr,
+                         uint8_t perm, pid_t pid, GError **error)
+{
+    struct vdpa_iova_range range = s->dev->ops->get_iova_range(s->dev);
+    int ret;
+
+    if (size == 0 || iova < range.first || iova > UINT64_MAX - size + 1 ||
+        iova + size - 1 > range.last)
+        return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
+                          " is empty, wraps or lies outside the IOVA range 0x%" PRIx64
+                          "-0x%" PRIx64, DEV_NAME(s), iova, size, range.first, range.last);
+    if (perm == 0 || (perm & ~VHOST_ACCESS_RW))
+        return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 ": bad perm %u",
+                          DEV_NAME(s), iova, perm);
+    /* Overlap check before mapping anything, like the kernel (EEXIST). */
+    guint at = find_first_record_ending_after(s, iova);
+    if (at < s->maps->len) {
+        struct mem_record *r = &g_array_index(s->maps, struct mem_record, at);
+        if (r->iova <= iova + size - 1)
+            return vdpad_fail(error, EEXIST, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
+                              " overlaps the mapping at 0x%" PRIx64 " size 0x%" PRIx64,
+                              DEV_NAME(s), iova, size, r->iova, r->size);
+    }
+
+    void *local = NULL;
+    g_autoptr(GError) map_err = NULL;
+    ret = s->mem->map(s->mem_opaque, pid, uaddr, size, (perm & VHOST_ACCESS_WO) != 0, &local,
+                      &map_err);
+    if (ret == -EOPNOTSUPP && !range_holds_guest_ram(iova, size)) {
+        g_info("%s: IOVA 0x%" PRIx64 "+0x%" PRIx64 " is not shared memory (a ROM or video "
+               "memory); the device cannot reach it", DEV_NAME(s), iova, size);
+        struct mem_record rec = { .iova = iova, .size = size, .local = NULL };
+        g_array_insert_val(s->maps, at, rec);
+        return 0;
+    }
+    if (ret < 0) {
+        g_autofree char *msg = g_strdup_printf("IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
+                                               " uaddr 0x%" PRIx64 ": %s", iova, size, uaddr,
+                                               map_err->message);
+        if (ret == -EOPNOTSUPP) {
+            g_warning("%s: %s", DEV_NAME(s), msg);
+            g_free(s->ram_unshared);
+            s->ram_unshared = g_strdup(map_err->message);
+        }
+        return vdpad_fail(error, -ret, "%s: %s", DEV_NAME(s), msg);
+    }
+
+    ret = iova_map_add(s->iotlb, iova, size, local, perm, error);
+    if (ret == 0) {
+        ret = s->dev->ops->dma_map(s->dev, iova, size, local, perm, error);
+        if (ret < 0)
+            iova_map_remove(s->iotlb, iova, size);
+    }
+    if (ret < 0) {
+        s->mem->unmap(s->mem_opaque, local, size);
+        return vdpad_prefix_error(error, "%s: IOTLB update iova 0x%" PRIx64 ": ", DEV_NAME(s),
+                                  iova);
+    }
+    struct mem_record rec = { .iova = iova, .size = size, .local = local };
+    g_array_insert_val(s->maps, at, rec);
+    return 0;
+}
+
+int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GError **error)
+{
+    if (size == 0 || iova > UINT64_MAX - size + 1)
+        return vdpad_fail(error, EINVAL, "%s: IOTLB invalidate iova 0x%" PRIx64 " size 0x%" PRIx64
+                          " is empty or wraps", DEV_NAME(s), iova, size);
+    uint64_t last = iova + size - 1;
+    guint i = find_first_record_ending_after(s, iova);
+
+    /* Cut [iova, last] out of every record it touches: the device forgets the range
+     * first, then the memory goes. Parts outside the range stay mapped. */
+    while (i < s->maps->len) {
+        struct mem_record r = g_array_index(s->maps, struct mem_record, i);
+        if (r.iova > last)
+            break;
+        uint64_t cut_lo = MAX(r.iova, iova);
+        uint64_t cut_hi = MIN(r.iova + r.size - 1, last);
+        uint64_t cut_len = cut_hi - cut_lo + 1;
+        if (r.local) {
+            int ret = s->dev->ops->dma_unmap(s->dev, cut_lo, cut_len, error);
+            if (ret < 0)
+                return vdpad_prefix_error(error, "%s: IOTLB invalidate iova 0x%" PRIx64 ": ",
+                                          DEV_NAME(s), cut_lo);
+            iova_map_remove(s->iotlb, cut_lo, cut_len);
+            s->mem->unmap(s->mem_opaque, (uint8_t *)r.local + (cut_lo - r.iova), cut_len);
+        }
+
+        g_array_remove_index(s->maps, i);
+        if (cut_lo > r.iova) {
+            struct mem_record head = { r.iova, cut_lo - r.iova, r.local };
+            g_array_insert_val(s->maps, i, head);
+            i++;
+        }
+        if (cut_hi < r.iova + r.size - 1) {
+            struct mem_record tail = { cut_hi + 1, r.iova + r.size - 1 - cut_hi,
+                                       r.local ? (uint8_t *)r.local + (cut_hi + 1 - r.iova)
+                                               : NULL };
+            g_array_insert_val(s->maps, i, tail);
+            i++;
+        }
+    }
+    return 0;
+}
+
+int session_iotlb_batch_begin(struct session *s, GError **error)
+{
+    if (s->in_batch)
+        return 0;
+    s->in_batch = true;
+    if (s->dev->ops->dma_batch_begin)
+        return s->dev->ops->dma_batch_begin(s->dev, error);
+    return 0;
+}
+
+int session_iotlb_batch_end(struct session *s, GError **error)
+{
+    if (!s->in_batch)
+        return 0;
+    s->in_batch = false;
+    if (s->dev->ops->dma_batch_end)
+        return s->dev->ops->dma_batch_end(s->dev, error);
+    return 0;
+}
+
+uint64_t session_mapped_bytes(const struct session *s)
+{
+    uint64_t total = 0;
+
+    for (guint i = 0; i < s->maps->len; i++) {
+        const struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
+        if (r->local)
+            total += r->size;
+    }
+    return total;
+}

@@ -1,0 +1,1 @@
+noinst_HEADERS += src/dbus/dbus_service.h
