@@ -10,7 +10,8 @@
 #include "util/error.h"
 #include "util/fd.h"
 
-/* One piece of client memory mapped into ours, for one IOVA range. */
+/* One piece of client memory mapped into ours, for one IOVA range; local is NULL for
+ * memory the client could not share (unreachable for the device). */
 struct mem_record {
     uint64_t iova;
     uint64_t size;
@@ -24,6 +25,9 @@ struct session_vq {
     bool ready;
     int kick_fd; /* ours; the device holds its own dup */
     int call_fd;
+    unsigned busyloop_timeout;
+    uint16_t saved_base; /* the base at the last reset from DRIVER_OK */
+    bool saved_valid;
 };
 
 struct session {
@@ -39,6 +43,8 @@ struct session {
     const struct session_mem_ops *mem;
     void *mem_opaque;
     bool in_batch;
+    bool suspended;      /* by GET_VRING_BASE or the client's SUSPEND */
+    char *ram_unshared;  /* why guest RAM is unreachable, when it is */
 };
 
 #define DEV_NAME(s) ((s)->dev->name)
@@ -51,7 +57,8 @@ static void release_maps(struct session *s)
 {
     for (guint i = 0; i < s->maps->len; i++) {
         struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
-        s->mem->unmap(s->mem_opaque, r->local, r->size);
+        if (r->local)
+            s->mem->unmap(s->mem_opaque, r->local, r->size);
     }
     g_array_set_size(s->maps, 0);
     iova_map_clear(s->iotlb);
@@ -68,7 +75,7 @@ static int reapply_persistent_state(struct session *s, GError **error)
         struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
         struct iova_region reg;
 
-        if (!iova_map_lookup(s->iotlb, r->iova, &reg))
+        if (!r->local || !iova_map_lookup(s->iotlb, r->iova, &reg))
             continue;
         ret = ops->dma_map(s->dev, r->iova, r->size, r->local, reg.perm, error);
         if (ret < 0)
@@ -134,6 +141,7 @@ void session_free(struct session *s)
     }
     vdpad_close_fd(s->config_call_fd);
     g_free(s->vq);
+    g_free(s->ram_unshared);
     if (s->maps)
         g_array_free(s->maps, TRUE);
     iova_map_free(s->iotlb);
@@ -163,12 +171,6 @@ int session_set_owner(struct session *s, pid_t tgid, GError **error)
         return vdpad_fail(error, EBUSY, "%s: already owned by pid %d (SET_OWNER from pid %d)",
                           DEV_NAME(s), (int)s->owner, (int)tgid);
     s->owner = tgid;
-    return 0;
-}
-
-int session_reset_owner(struct session *s, GError **error)
-{
-    s->owner = 0;
     return 0;
 }
 
@@ -225,6 +227,47 @@ uint64_t session_acked_backend_features(const struct session *s)
 
 /* ------------------------------------------------------------------ status, config */
 
+/* Stops the device taking more buffers from queue idx, so that its state is exact:
+ * suspend the device when it can, else disable the queue. */
+static int quiesce(struct session *s, unsigned idx, GError **error)
+{
+    const struct vdpa_device_ops *ops = s->dev->ops;
+
+    if (!(ops->get_status(s->dev) & VIRTIO_CONFIG_S_DRIVER_OK) || s->suspended)
+        return 0;
+    if (ops->suspend) {
+        int ret = ops->suspend(s->dev, error);
+        if (ret == 0)
+            s->suspended = true;
+        return ret;
+    }
+    if (ops->get_vq_ready(s->dev, idx))
+        return ops->set_vq_ready(s->dev, idx, false, error);
+    return 0;
+}
+
+/* Before a reset from DRIVER_OK: what each started queue's base is, for the
+ * GET_VRING_BASE that QEMU 7.2 sends after the reset. */
+static void save_bases(struct session *s)
+{
+    for (unsigned i = 0; i < s->nvqs; i++) {
+        struct session_vq *vq = &s->vq[i];
+        g_autoptr(GError) err = NULL;
+        struct vdpa_vq_state st;
+
+        vq->saved_valid = false;
+        if (vq->num == 0)
+            continue;
+        if (quiesce(s, i, &err) < 0 || s->dev->ops->get_vq_state(s->dev, i, &st, &err) < 0) {
+            g_warning("%s: queue %u: cannot read its state before reset: %s", DEV_NAME(s), i,
+                      err->message);
+            continue;
+        }
+        vq->saved_base = st.avail_index;
+        vq->saved_valid = true;
+    }
+}
+
 uint8_t session_get_status(struct session *s)
 {
     return s->dev->ops->get_status(s->dev);
@@ -240,19 +283,29 @@ int session_set_status(struct session *s, uint8_t status, GError **error)
         return vdpad_fail(error, EINVAL, "%s: SET_STATUS 0x%x would clear bits of 0x%x; "
                           "only a reset (0) may clear status bits", DEV_NAME(s), status, old);
     if (status == 0) {
+        if (old & VIRTIO_CONFIG_S_DRIVER_OK)
+            save_bases(s);
         ret = ops->reset(s->dev, error);
         if (ret < 0)
             return vdpad_prefix_error(error, "%s: reset: ", DEV_NAME(s));
         clear_vq_config(s);
+        s->suspended = false;
         ret = reapply_persistent_state(s, error);
         if (ret < 0)
             return vdpad_prefix_error(error, "%s: restoring IOTLB and eventfds after reset: ",
                                       DEV_NAME(s));
         return 0;
     }
+    bool starting = (status & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK);
+    if (starting && s->ram_unshared)
+        return vdpad_fail(error, EIO, "%s: DRIVER_OK refused: guest RAM is not reachable: %s",
+                          DEV_NAME(s), s->ram_unshared);
     ret = ops->set_status(s->dev, status, error);
     if (ret < 0)
         return vdpad_prefix_error(error, "%s: SET_STATUS 0x%x: ", DEV_NAME(s), status);
+    if (starting)
+        for (unsigned i = 0; i < s->nvqs; i++)
+            s->vq[i].saved_valid = false;
     return 0;
 }
 
@@ -261,11 +314,8 @@ static int check_config_range(struct session *s, const char *what, uint32_t off,
 {
     size_t size = s->dev->ops->get_config_size(s->dev);
 
-    if (len == 0 || off > size)
+    if (len == 0 || off > size || len > size - off)
         return vdpad_fail(error, EINVAL, "%s: %s off %u len %u: config space is %zu bytes",
-                          DEV_NAME(s), what, off, len, size);
-    if (len > size - off)
-        return vdpad_fail(error, E2BIG, "%s: %s off %u len %u runs past config space (%zu bytes)",
                           DEV_NAME(s), what, off, len, size);
     return 0;
 }
@@ -307,18 +357,24 @@ int session_suspend(struct session *s, GError **error)
 {
     if (!s->dev->ops->suspend)
         return vdpad_fail(error, EOPNOTSUPP, "%s: the device cannot suspend", DEV_NAME(s));
-    if (!(session_get_status(s) & VIRTIO_CONFIG_S_DRIVER_OK))
+    if (!(session_get_status(s) & VIRTIO_CONFIG_S_DRIVER_OK) || s->suspended)
         return 0;
-    return s->dev->ops->suspend(s->dev, error);
+    int ret = s->dev->ops->suspend(s->dev, error);
+    if (ret == 0)
+        s->suspended = true;
+    return ret;
 }
 
 int session_resume(struct session *s, GError **error)
 {
     if (!s->dev->ops->resume)
         return vdpad_fail(error, EOPNOTSUPP, "%s: the device cannot resume", DEV_NAME(s));
-    if (!(session_get_status(s) & VIRTIO_CONFIG_S_DRIVER_OK))
+    if (!(session_get_status(s) & VIRTIO_CONFIG_S_DRIVER_OK) || !s->suspended)
         return 0;
-    return s->dev->ops->resume(s->dev, error);
+    int ret = s->dev->ops->resume(s->dev, error);
+    if (ret == 0)
+        s->suspended = false;
+    return ret;
 }
 
 /* ------------------------------------------------------------------ virtqueues */
@@ -382,6 +438,7 @@ int session_set_vring_base(struct session *s, unsigned idx, unsigned base, GErro
     if (base > 0xffff)
         return vdpad_fail(error, EINVAL, "%s: queue %u: base %u is past 65535", DEV_NAME(s),
                           idx, base);
+    s->vq[idx].saved_valid = false;
     struct vdpa_vq_state st = { .avail_index = (uint16_t)base };
     ret = s->dev->ops->set_vq_state(s->dev, idx, &st, error);
     if (ret < 0) {
@@ -398,8 +455,14 @@ int session_get_vring_base(struct session *s, unsigned idx, uint16_t *base, GErr
 
     if (ret < 0)
         return ret;
+    if (s->vq[idx].saved_valid) {
+        *base = s->vq[idx].saved_base;
+        return 0;
+    }
     struct vdpa_vq_state st;
-    ret = s->dev->ops->get_vq_state(s->dev, idx, &st, error);
+    ret = quiesce(s, idx, error);
+    if (ret == 0)
+        ret = s->dev->ops->get_vq_state(s->dev, idx, &st, error);
     if (ret < 0)
         return vdpad_prefix_error(error, "%s: queue %u: GET_VRING_BASE: ", DEV_NAME(s), idx);
     *base = st.avail_index;
@@ -449,6 +512,19 @@ int session_set_vring_enable(struct session *s, unsigned idx, bool enable, GErro
     return 0;
 }
 
+int session_set_vring_busyloop(struct session *s, unsigned idx, unsigned timeout)
+{
+    if (idx >= s->nvqs)
+        return -ENOBUFS;
+    s->vq[idx].busyloop_timeout = timeout;
+    return 0;
+}
+
+unsigned session_get_vring_busyloop(struct session *s, unsigned idx)
+{
+    return idx < s->nvqs ? s->vq[idx].busyloop_timeout : 0;
+}
+
 int session_get_vq_info(struct session *s, unsigned idx, struct session_vq_info *info)
 {
     if (idx >= s->nvqs)
@@ -479,6 +555,15 @@ static guint find_first_record_ending_after(struct session *s, uint64_t iova)
     return lo;
 }
 
+/* Where x86 guest RAM lies: below 640 KiB and from 1 MiB. Unshareable memory there means
+ * the guest RAM has no shared backend, which no device can work with. */
+static bool range_holds_guest_ram(uint64_t iova, uint64_t size)
+{
+    uint64_t last = iova + size - 1;
+
+    return iova == 0 || (iova <= 0x100000 && last >= 0x100000);
+}
+
 int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64_t uaddr,
                          uint8_t perm, pid_t pid, GError **error)
 {
@@ -504,11 +589,27 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
     }
 
     void *local = NULL;
+    g_autoptr(GError) map_err = NULL;
     ret = s->mem->map(s->mem_opaque, pid, uaddr, size, (perm & VHOST_ACCESS_WO) != 0, &local,
-                      error);
-    if (ret < 0)
-        return vdpad_prefix_error(error, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
-                                  " uaddr 0x%" PRIx64 ": ", DEV_NAME(s), iova, size, uaddr);
+                      &map_err);
+    if (ret == -EOPNOTSUPP && !range_holds_guest_ram(iova, size)) {
+        g_info("%s: IOVA 0x%" PRIx64 "+0x%" PRIx64 " is not shared memory (a ROM or video "
+               "memory); the device cannot reach it", DEV_NAME(s), iova, size);
+        struct mem_record rec = { .iova = iova, .size = size, .local = NULL };
+        g_array_insert_val(s->maps, at, rec);
+        return 0;
+    }
+    if (ret < 0) {
+        g_autofree char *msg = g_strdup_printf("IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
+                                               " uaddr 0x%" PRIx64 ": %s", iova, size, uaddr,
+                                               map_err->message);
+        if (ret == -EOPNOTSUPP) {
+            g_warning("%s: %s", DEV_NAME(s), msg);
+            g_free(s->ram_unshared);
+            s->ram_unshared = g_strdup(map_err->message);
+        }
+        return vdpad_fail(error, -ret, "%s: %s", DEV_NAME(s), msg);
+    }
 
     ret = iova_map_add(s->iotlb, iova, size, local, perm, error);
     if (ret == 0) {
@@ -543,12 +644,14 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
         uint64_t cut_lo = MAX(r.iova, iova);
         uint64_t cut_hi = MIN(r.iova + r.size - 1, last);
         uint64_t cut_len = cut_hi - cut_lo + 1;
-        int ret = s->dev->ops->dma_unmap(s->dev, cut_lo, cut_len, error);
-        if (ret < 0)
-            return vdpad_prefix_error(error, "%s: IOTLB invalidate iova 0x%" PRIx64 ": ",
-                                      DEV_NAME(s), cut_lo);
-        iova_map_remove(s->iotlb, cut_lo, cut_len);
-        s->mem->unmap(s->mem_opaque, (uint8_t *)r.local + (cut_lo - r.iova), cut_len);
+        if (r.local) {
+            int ret = s->dev->ops->dma_unmap(s->dev, cut_lo, cut_len, error);
+            if (ret < 0)
+                return vdpad_prefix_error(error, "%s: IOTLB invalidate iova 0x%" PRIx64 ": ",
+                                          DEV_NAME(s), cut_lo);
+            iova_map_remove(s->iotlb, cut_lo, cut_len);
+            s->mem->unmap(s->mem_opaque, (uint8_t *)r.local + (cut_lo - r.iova), cut_len);
+        }
 
         g_array_remove_index(s->maps, i);
         if (cut_lo > r.iova) {
@@ -558,7 +661,8 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
         }
         if (cut_hi < r.iova + r.size - 1) {
             struct mem_record tail = { cut_hi + 1, r.iova + r.size - 1 - cut_hi,
-                                       (uint8_t *)r.local + (cut_hi + 1 - r.iova) };
+                                       r.local ? (uint8_t *)r.local + (cut_hi + 1 - r.iova)
+                                               : NULL };
             g_array_insert_val(s->maps, i, tail);
             i++;
         }
@@ -590,7 +694,10 @@ uint64_t session_mapped_bytes(const struct session *s)
 {
     uint64_t total = 0;
 
-    for (guint i = 0; i < s->maps->len; i++)
-        total += g_array_index(s->maps, struct mem_record, i).size;
+    for (guint i = 0; i < s->maps->len; i++) {
+        const struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
+        if (r->local)
+            total += r->size;
+    }
     return total;
 }

@@ -28,7 +28,9 @@ struct session;
 typedef struct session session; /* for g_autoptr */
 
 /* Maps client memory into ours. The front provides the real one (guest_mem.h); tests and
- * fuzzers provide their own. */
+ * fuzzers provide their own. map returns -EOPNOTSUPP for memory that exists but cannot be
+ * shared (anonymous or private: QEMU's ROMs, VGA memory, ACPI tables; or guest RAM without
+ * a shared memory backend). */
 struct session_mem_ops {
     int (*map)(void *opaque, pid_t pid, uint64_t uaddr, uint64_t size, bool writable,
                void **local, GError **error);
@@ -54,7 +56,6 @@ pid_t session_owner(const struct session *s); /* 0 before SET_OWNER */
 
 /* --- ownership */
 int session_set_owner(struct session *s, pid_t tgid, GError **error);
-int session_reset_owner(struct session *s, GError **error);
 
 /* --- features */
 uint64_t session_get_features(struct session *s);
@@ -79,14 +80,28 @@ int session_set_vring_num(struct session *s, unsigned idx, unsigned num, GError 
 int session_set_vring_addr(struct session *s, unsigned idx, uint64_t desc, uint64_t avail,
                            uint64_t used, GError **error);
 int session_set_vring_base(struct session *s, unsigned idx, unsigned base, GError **error);
+/* The queue's next available index. While the device runs, the queue is first quiesced
+ * (the device suspended, or the queue disabled) so the answer is exact and stays true:
+ * clients ask only when they stop. After a reset from DRIVER_OK it is the index the queue
+ * had at the reset (QEMU 7.2 resets before it asks), until the next SET_VRING_BASE or
+ * DRIVER_OK. */
 int session_get_vring_base(struct session *s, unsigned idx, uint16_t *base, GError **error);
 /* fd: ours (the session takes ownership), or -1 to unbind */
 int session_set_vring_kick(struct session *s, unsigned idx, int fd, GError **error);
 int session_set_vring_call(struct session *s, unsigned idx, int fd, GError **error);
 int session_set_vring_enable(struct session *s, unsigned idx, bool enable, GError **error);
+/* Stored and reported back; vDPA devices do not busy-poll. */
+int session_set_vring_busyloop(struct session *s, unsigned idx, unsigned timeout);
+unsigned session_get_vring_busyloop(struct session *s, unsigned idx);
 int session_get_vq_info(struct session *s, unsigned idx, struct session_vq_info *info);
 
-/* --- IOTLB (client IOVA -> address uaddr in process pid, mapped into ours) */
+/* --- IOTLB (client IOVA -> address uaddr in process pid, mapped into ours)
+ *
+ * Memory the client cannot share (map returns -EOPNOTSUPP) is accepted as unreachable:
+ * the device gets no mapping for it, so a buffer there fails that queue. QEMU sends its
+ * ROMs and VGA memory this way and never puts buffers there. Guest RAM is different: an
+ * unshareable range at guest-physical 0 or 1 MiB, where x86 RAM lies, is refused with the
+ * error that names the XML to add, and so is DRIVER_OK afterwards. */
 int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64_t uaddr,
                          uint8_t perm, pid_t pid, GError **error);
 int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GError **error);

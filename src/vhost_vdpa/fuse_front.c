@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -31,7 +30,6 @@ struct fuse_front {
     GHashTable *by_name; /* name -> struct entry (owned) */
     GHashTable *by_ino;  /* ino -> struct entry */
     fuse_ino_t next_ino;
-    GList *parked_reads; /* fuse_req_t waiting for IOTLB messages that never come */
     gboolean exited;
 };
 
@@ -285,35 +283,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     fuse_reply_write(req, (size_t)n);
 }
 
-static void read_interrupted(fuse_req_t req, void *data)
-{
-    struct fuse_front *f = data;
-
-    f->parked_reads = g_list_remove(f->parked_reads, req);
-    fuse_reply_err(req, EINTR);
-}
-
-/* vhost-vdpa produces no messages for clients to read (no IOTLB misses): a non-blocking
- * read gets EAGAIN and a blocking one waits until interrupted, as on the kernel's node. */
+/* The kernel's vhost-vdpa node has no read (EINVAL) and no poll (the default mask, which
+ * FUSE gives when poll is not implemented). */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
-    struct fuse_front *f = fuse_req_userdata(req);
-
-    if (fi->flags & O_NONBLOCK) {
-        fuse_reply_err(req, EAGAIN);
-        return;
-    }
-    f->parked_reads = g_list_prepend(f->parked_reads, req);
-    fuse_req_interrupt_func(req, read_interrupted, f);
-}
-
-static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-                    struct fuse_pollhandle *ph)
-{
-    if (ph)
-        fuse_pollhandle_destroy(ph);
-    fuse_reply_poll(req, POLLOUT | POLLWRNORM);
+    fuse_reply_err(req, EINVAL);
 }
 
 static const struct fuse_lowlevel_ops front_ops = {
@@ -326,7 +301,6 @@ static const struct fuse_lowlevel_ops front_ops = {
     .ioctl = op_ioctl,
     .write = op_write,
     .read = op_read,
-    .poll = op_poll,
 };
 
 /* ------------------------------------------------------------------ main loop glue */
@@ -420,7 +394,6 @@ void fuse_front_free(struct fuse_front *f)
         fuse_session_unmount(f->se);
         fuse_session_destroy(f->se);
     }
-    g_list_free(f->parked_reads);
     free(f->buf.mem);
     g_hash_table_destroy(f->by_ino);
     g_hash_table_destroy(f->by_name);

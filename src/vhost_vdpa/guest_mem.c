@@ -47,7 +47,7 @@ static int map_vma_part(pid_t pid, const struct vma *v, uint64_t from, uint64_t 
                         uint64_t uaddr, uint8_t *local_base, gboolean writable, GError **error)
 {
     if (v->inode == 0 || v->perms[3] != 's')
-        return vdpad_fail(error, EINVAL,
+        return vdpad_fail(error, EOPNOTSUPP,
                           "pid %d: memory at 0x%" PRIx64 "-0x%" PRIx64 " (%s, %s) is %s; %s",
                           (int)pid, v->start, v->end, v->perms, v->path[0] ? v->path : "anonymous",
                           v->inode == 0 ? "anonymous" : "a private mapping", ANON_MEMORY_HINT);

@@ -23,7 +23,8 @@
 /* Maps [uaddr, uaddr + size) of process pid into our address space, contiguously, and
  * returns the local address of uaddr in *local. uaddr and size must be page aligned;
  * the range may span several VMAs. writable asks for a writable mapping. Returns 0 or a
- * negative errno with *error naming the pid, the address and what is wrong. */
+ * negative errno with *error naming the pid, the address and what is wrong:
+ * -EOPNOTSUPP for anonymous or private memory (with the XML and QEMU option to use). */
 int guest_mem_map(pid_t pid, uint64_t uaddr, uint64_t size, gboolean writable, void **local,
                   GError **error);
 

@@ -79,18 +79,15 @@ static int do_set_owner(struct request *r)
     return session_set_owner(r->s, r->caller->tgid, r->error);
 }
 
-static int do_reset_owner(struct request *r)
-{
-    if (session_owner(r->s) != r->caller->tgid)
-        return vdpad_fail(r->error, EPERM, "%s: RESET_OWNER from pid %d, which does not own it",
-                          DEV(r), (int)r->caller->tgid);
-    return session_reset_owner(r->s, r->error);
-}
-
 static int do_set_log_base(struct request *r)
 {
     return vdpad_fail(r->error, ENOTTY, "%s: SET_LOG_BASE: dirty logging is not offered "
                       "(VHOST_F_LOG_ALL)", DEV(r));
+}
+
+static int do_set_log_fd(struct request *r)
+{
+    return vdpad_fail(r->error, ENOTTY, "%s: SET_LOG_FD: vhost-vdpa has no log fd", DEV(r));
 }
 
 static int do_set_mem_table(struct request *r)
@@ -311,6 +308,27 @@ static int do_set_vring_err(struct request *r)
     return ret < 0 ? ret : take_eventfd(r, "SET_VRING_ERR", f->fd, &fd);
 }
 
+static int do_set_vring_busyloop(struct request *r)
+{
+    const struct vhost_vring_state *st = r->in;
+    int ret = check_index(r, st->index);
+
+    return ret < 0 ? ret : session_set_vring_busyloop(r->s, st->index, st->num);
+}
+
+static int do_get_vring_busyloop(struct request *r)
+{
+    const struct vhost_vring_state *st = r->in;
+    struct vhost_vring_state *out = r->out;
+    int ret = check_index(r, st->index);
+
+    if (ret < 0)
+        return ret;
+    out->index = st->index;
+    out->num = session_get_vring_busyloop(r->s, st->index);
+    return 0;
+}
+
 static int do_set_vring_enable(struct request *r)
 {
     const struct vhost_vring_state *st = r->in;
@@ -335,7 +353,10 @@ static int do_get_vring_group(struct request *r)
 static int do_set_group_asid(struct request *r)
 {
     const struct vhost_vring_state *st = r->in;
+    int ret = check_index(r, st->index);
 
+    if (ret < 0)
+        return ret;
     if (st->index != 0)
         return vdpad_fail(r->error, EINVAL, "%s: SET_GROUP_ASID: group %u, the device has 1",
                           DEV(r), st->index);
@@ -347,47 +368,54 @@ static int do_set_group_asid(struct request *r)
 
 /* --- the table */
 
+/* Which requests need the owner, as in the kernel: the per-queue ioctls and SET_MEM_TABLE go
+ * through vhost_dev_ioctl's owner check; device-level queries and settings do not. After
+ * SET_OWNER vdpad refuses every request from another process (see uapi.h). */
+enum { ANYONE = 0, OWNER = 1 };
+
 struct ioctl_entry {
     unsigned cmd;
     const char *name;
     int (*handler)(struct request *r);
+    int who;
 };
 
-#define ENTRY(c, h) { c, #c, h }
+#define ENTRY(c, h, w) { c, #c, h, w }
 static const struct ioctl_entry ioctl_table[] = {
-    ENTRY(VHOST_GET_FEATURES, do_get_features),
-    ENTRY(VHOST_SET_FEATURES, do_set_features),
-    ENTRY(VHOST_GET_BACKEND_FEATURES, do_get_backend_features),
-    ENTRY(VHOST_SET_BACKEND_FEATURES, do_set_backend_features),
-    ENTRY(VHOST_SET_OWNER, do_set_owner),
-    ENTRY(VHOST_RESET_OWNER, do_reset_owner),
-    ENTRY(VHOST_SET_LOG_BASE, do_set_log_base),
-    ENTRY(VHOST_SET_LOG_FD, do_set_log_base),
-    ENTRY(VHOST_SET_MEM_TABLE, do_set_mem_table),
-    ENTRY(VHOST_SET_VRING_NUM, do_set_vring_num),
-    ENTRY(VHOST_SET_VRING_ADDR, do_set_vring_addr),
-    ENTRY(VHOST_SET_VRING_BASE, do_set_vring_base),
-    ENTRY(VHOST_GET_VRING_BASE, do_get_vring_base),
-    ENTRY(VHOST_SET_VRING_KICK, do_set_vring_kick),
-    ENTRY(VHOST_SET_VRING_CALL, do_set_vring_call),
-    ENTRY(VHOST_SET_VRING_ERR, do_set_vring_err),
-    ENTRY(VHOST_VDPA_GET_DEVICE_ID, do_get_device_id),
-    ENTRY(VHOST_VDPA_GET_STATUS, do_get_status),
-    ENTRY(VHOST_VDPA_SET_STATUS, do_set_status),
-    ENTRY(VHOST_VDPA_GET_CONFIG, do_get_config),
-    ENTRY(VHOST_VDPA_SET_CONFIG, do_set_config),
-    ENTRY(VHOST_VDPA_SET_VRING_ENABLE, do_set_vring_enable),
-    ENTRY(VHOST_VDPA_GET_VRING_NUM, do_get_vring_num),
-    ENTRY(VHOST_VDPA_SET_CONFIG_CALL, do_set_config_call),
-    ENTRY(VHOST_VDPA_GET_IOVA_RANGE, do_get_iova_range),
-    ENTRY(VHOST_VDPA_GET_CONFIG_SIZE, do_get_config_size),
-    ENTRY(VHOST_VDPA_GET_VQS_COUNT, do_get_vqs_count),
-    ENTRY(VHOST_VDPA_GET_GROUP_NUM, do_get_one),
-    ENTRY(VHOST_VDPA_GET_AS_NUM, do_get_one),
-    ENTRY(VHOST_VDPA_GET_VRING_GROUP, do_get_vring_group),
-    ENTRY(VHOST_VDPA_SET_GROUP_ASID, do_set_group_asid),
-    ENTRY(VHOST_VDPA_SUSPEND, do_suspend),
-    ENTRY(VHOST_VDPA_RESUME, do_resume),
+    ENTRY(VHOST_GET_FEATURES, do_get_features, ANYONE),
+    ENTRY(VHOST_SET_FEATURES, do_set_features, ANYONE),
+    ENTRY(VHOST_GET_BACKEND_FEATURES, do_get_backend_features, ANYONE),
+    ENTRY(VHOST_SET_BACKEND_FEATURES, do_set_backend_features, ANYONE),
+    ENTRY(VHOST_SET_OWNER, do_set_owner, ANYONE),
+    ENTRY(VHOST_SET_LOG_BASE, do_set_log_base, ANYONE),
+    ENTRY(VHOST_SET_LOG_FD, do_set_log_fd, ANYONE),
+    ENTRY(VHOST_SET_MEM_TABLE, do_set_mem_table, OWNER),
+    ENTRY(VHOST_SET_VRING_NUM, do_set_vring_num, OWNER),
+    ENTRY(VHOST_SET_VRING_ADDR, do_set_vring_addr, OWNER),
+    ENTRY(VHOST_SET_VRING_BASE, do_set_vring_base, OWNER),
+    ENTRY(VHOST_GET_VRING_BASE, do_get_vring_base, OWNER),
+    ENTRY(VHOST_SET_VRING_KICK, do_set_vring_kick, OWNER),
+    ENTRY(VHOST_SET_VRING_CALL, do_set_vring_call, OWNER),
+    ENTRY(VHOST_SET_VRING_ERR, do_set_vring_err, OWNER),
+    ENTRY(VHOST_SET_VRING_BUSYLOOP_TIMEOUT, do_set_vring_busyloop, OWNER),
+    ENTRY(VHOST_GET_VRING_BUSYLOOP_TIMEOUT, do_get_vring_busyloop, OWNER),
+    ENTRY(VHOST_VDPA_GET_DEVICE_ID, do_get_device_id, ANYONE),
+    ENTRY(VHOST_VDPA_GET_STATUS, do_get_status, ANYONE),
+    ENTRY(VHOST_VDPA_SET_STATUS, do_set_status, ANYONE),
+    ENTRY(VHOST_VDPA_GET_CONFIG, do_get_config, ANYONE),
+    ENTRY(VHOST_VDPA_SET_CONFIG, do_set_config, ANYONE),
+    ENTRY(VHOST_VDPA_SET_VRING_ENABLE, do_set_vring_enable, OWNER),
+    ENTRY(VHOST_VDPA_GET_VRING_NUM, do_get_vring_num, ANYONE),
+    ENTRY(VHOST_VDPA_SET_CONFIG_CALL, do_set_config_call, ANYONE),
+    ENTRY(VHOST_VDPA_GET_IOVA_RANGE, do_get_iova_range, ANYONE),
+    ENTRY(VHOST_VDPA_GET_CONFIG_SIZE, do_get_config_size, ANYONE),
+    ENTRY(VHOST_VDPA_GET_VQS_COUNT, do_get_vqs_count, ANYONE),
+    ENTRY(VHOST_VDPA_GET_GROUP_NUM, do_get_one, ANYONE),
+    ENTRY(VHOST_VDPA_GET_AS_NUM, do_get_one, ANYONE),
+    ENTRY(VHOST_VDPA_GET_VRING_GROUP, do_get_vring_group, OWNER),
+    ENTRY(VHOST_VDPA_SET_GROUP_ASID, do_set_group_asid, OWNER),
+    ENTRY(VHOST_VDPA_SUSPEND, do_suspend, ANYONE),
+    ENTRY(VHOST_VDPA_RESUME, do_resume, ANYONE),
 };
 #undef ENTRY
 
@@ -406,14 +434,19 @@ const char *uapi_ioctl_name(unsigned cmd)
     return e ? e->name + strlen("VHOST_") : NULL;
 }
 
+/* The owner rule: after SET_OWNER only the owner's process; before it, only requests the
+ * kernel serves without an owner. */
 static int check_caller(struct session *s, const struct uapi_caller *caller, const char *what,
-                        GError **error)
+                        int who, GError **error)
 {
     pid_t owner = session_owner(s);
 
     if (owner && caller->tgid != owner)
         return vdpad_fail(error, EPERM, "%s: %s from pid %d refused: the node is owned by pid %d",
                           session_device(s)->name, what, (int)caller->tgid, (int)owner);
+    if (!owner && who == OWNER)
+        return vdpad_fail(error, EPERM, "%s: %s from pid %d before SET_OWNER",
+                          session_device(s)->name, what, (int)caller->tgid);
     return 0;
 }
 
@@ -423,9 +456,14 @@ int uapi_ioctl(struct session *s, const struct uapi_caller *caller, const struct
 {
     const struct ioctl_entry *e = find_ioctl(cmd);
 
-    if (!e)
+    if (!e) {
+        /* as the kernel: the owner check comes first, then "no such ioctl" */
+        int ret = check_caller(s, caller, "unknown ioctl", OWNER, error);
+        if (ret < 0)
+            return ret;
         return vdpad_fail(error, ENOTTY, "%s: unknown ioctl 0x%08x", session_device(s)->name, cmd);
-    int ret = check_caller(s, caller, e->name, error);
+    }
+    int ret = check_caller(s, caller, e->name, e->who, error);
     if (ret < 0)
         return ret;
     /* The transport moved exactly _IOC_SIZE bytes in each direction the command has. */
@@ -497,10 +535,7 @@ ssize_t uapi_write(struct session *s, const struct uapi_caller *caller, const vo
                           m.type == VHOST_IOTLB_UPDATE ? "update" : "invalidate",
                           (uint64_t)m.iova);
 
-    int ret = check_caller(s, caller, "IOTLB message", error);
-    if (ret == 0 && !session_owner(s))
-        ret = vdpad_fail(error, EPERM, "%s: IOTLB message from pid %d before SET_OWNER", name,
-                         (int)caller->tgid);
+    int ret = check_caller(s, caller, "IOTLB message", OWNER, error);
     if (ret == 0)
         ret = handle_iotlb(s, caller, &m, error);
     if (ret < 0)

@@ -6,9 +6,11 @@
  * talks to the device. The transport (FUSE today) lives elsewhere and only moves bytes.
  *
  * Ownership and isolation: the open file is the capability (one opener at a time, see the
- * front). Before SET_OWNER any holder of the file may query and configure, as QEMU's init
- * does; IOTLB messages need an owner, as in the kernel. After SET_OWNER only the owner's
- * process may make requests; any other process gets EPERM.
+ * front); libvirt opens the node and QEMU uses it. Before SET_OWNER any holder of the file
+ * may make the requests the kernel serves without an owner (features, status, config...),
+ * as QEMU's init does; per-queue ioctls, IOTLB messages and unknown ioctls get EPERM, as in
+ * the kernel. After SET_OWNER only the owner's process may make any request: stricter than
+ * the kernel, which lets anyone holding the fd change status and config.
  *
  * Threads: the control thread.
  */
