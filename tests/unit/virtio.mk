@@ -1,1 +1,4 @@
-# tests/unit/virtio.mk
+UNIT_TESTS += tests/unit/test_split_ring
+tests_unit_test_split_ring_SOURCES = tests/unit/test_split_ring.c
+tests_unit_test_split_ring_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_split_ring_LDADD = $(UNIT_LIBS)
