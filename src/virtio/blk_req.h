@@ -20,8 +20,8 @@
 
 struct blk_limits {
     uint64_t capacity;        /* sectors of 512 bytes */
-    uint32_t seg_max;         /* data segments per request */
-    uint32_t size_max;        /* bytes per segment */
+    uint32_t seg_max;         /* data segments per request; 0 = no limit */
+    uint32_t size_max;        /* bytes per data segment; 0 = no limit */
     uint64_t features;        /* negotiated: FLUSH, DISCARD, WRITE_ZEROES, RO... */
     uint32_t max_discard_sectors, max_discard_seg;
     uint32_t max_write_zeroes_sectors, max_write_zeroes_seg;
@@ -50,12 +50,22 @@ struct blk_request {
  * device must complete it with (VIRTIO_BLK_S_IOERR for bad layout or bounds,
  * VIRTIO_BLK_S_UNSUPP for unknown or not negotiated types); *why (static text) says why.
  * When the chain has no writable status byte, req->status is NULL and the request can
- * only be completed with used length 0. */
+ * only be completed with used length 0.
+ * The status byte is the last writable byte. Layout is strict: IN and GET_ID have no
+ * readable bytes after the header; OUT, DISCARD and WRITE_ZEROES have no writable bytes
+ * but the status; GET_ID has exactly 20 data bytes; FLUSH ignores any data. IOERR also for:
+ * OUT, DISCARD or WRITE_ZEROES when VIRTIO_BLK_F_RO is negotiated; IN/OUT data not a
+ * multiple of 512, beyond capacity, over seg_max or size_max; ranges not a multiple of 16
+ * bytes, none, more than max_*_seg, over max_*_sectors or beyond capacity. UNSUPP also for
+ * range flags other than UNMAP, UNMAP on DISCARD (virtio 1.2, like QEMU), and more ranges
+ * than BLK_REQ_MAX_RANGES when max_*_seg allows them. why may be NULL. */
 uint8_t blk_req_parse(const struct vring_elem *elem, const struct blk_limits *lim,
                       struct blk_request *req, const char **why);
 
 /* Copies between the request's data segments and a flat buffer (at most len bytes,
- * from data offset off). Return the bytes copied. */
+ * from data offset off, never past data_len). Return the bytes copied. copy_from reads only
+ * a readable data part (OUT, DISCARD, WRITE_ZEROES) and copy_to writes only a writable one
+ * (IN, GET_ID); the other way round they copy nothing. */
 size_t blk_req_copy_from(const struct vring_elem *elem, const struct blk_request *req,
                          uint64_t off, void *buf, size_t len);
 size_t blk_req_copy_to(const struct vring_elem *elem, const struct blk_request *req,
