@@ -44,6 +44,10 @@ static gboolean is_unreachable(const GError *err)
         "org.freedesktop.DBus.Error.TimedOut",       "org.freedesktop.DBus.Error.NoServer",
     };
 
+    g_autofree char *remote = g_dbus_error_get_remote_error(err);
+
+    if (remote) /* an answer from the bus or from vdpad: by its name */
+        return g_strv_contains(names, remote);
     if (err->domain == G_IO_ERROR)
         return TRUE; /* connection closed, timed out, socket gone */
     if (err->domain == G_DBUS_ERROR &&
@@ -52,8 +56,7 @@ static gboolean is_unreachable(const GError *err)
          err->code == G_DBUS_ERROR_TIMED_OUT || err->code == G_DBUS_ERROR_NO_SERVER ||
          err->code == G_DBUS_ERROR_TIMEOUT))
         return TRUE;
-    g_autofree char *remote = g_dbus_error_get_remote_error(err);
-    return remote && g_strv_contains(names, remote);
+    return FALSE;
 }
 
 /* Prints why a call failed and returns the exit code it means. */
