@@ -376,6 +376,9 @@ unsigned vring_dev_avail_count(struct vring_dev *vq)
     return (uint16_t)(vq->shadow_avail - vq->last_avail);
 }
 
+/* Marks a used-ring write in the dirty log. Always after the write it covers: the log's
+ * reader may collect and clear a bit at any time, so a mark made before the write could be
+ * consumed while the page still held the old value. */
 static void dev_log(struct vring_dev *vq, size_t offset, size_t len)
 {
     if (vq->log)
@@ -392,6 +395,7 @@ void vring_dev_fill(struct vring_dev *vq, unsigned offset, uint16_t head, uint32
 
     store32(&e->id, head);
     store32(&e->len, len);
+    /* logged before the used->idx store that publishes it */
     dev_log(vq, offsetof(struct vring_used, ring) + slot * sizeof(*e), sizeof(*e));
 }
 
@@ -402,9 +406,8 @@ void vring_dev_flush(struct vring_dev *vq, unsigned count)
 
     uint16_t old = vq->used_idx, new = (uint16_t)(old + count);
 
-    /* logged before the store that lets the driver see it */
-    dev_log(vq, offsetof(struct vring_used, idx), sizeof(__virtio16));
     store16_release(&vq->ring.used->idx, new);
+    dev_log(vq, offsetof(struct vring_used, idx), sizeof(__virtio16));
     vq->used_idx = new;
     /* the event window [signalled_used, new) would pass 2^16 entries: notify next time */
     if ((uint16_t)(new - vq->signalled_used) < (uint16_t)(new - old))
@@ -441,13 +444,13 @@ void vring_dev_set_notify(struct vring_dev *vq, bool enable)
     if (vq->event_idx) {
         if (!enable)
             return;
+        store16(avail_event(&vq->ring), vq->shadow_avail);
         dev_log(vq, offsetof(struct vring_used, ring) +
                         vq->ring.num * sizeof(struct vring_used_elem),
                 sizeof(__virtio16));
-        store16(avail_event(&vq->ring), vq->shadow_avail);
     } else {
-        dev_log(vq, offsetof(struct vring_used, flags), sizeof(__virtio16));
         store16(&vq->ring.used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY);
+        dev_log(vq, offsetof(struct vring_used, flags), sizeof(__virtio16));
     }
     /* the request is visible before the caller re-reads avail->idx */
     if (enable)

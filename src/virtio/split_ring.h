@@ -100,8 +100,11 @@ struct vring_dev {
     bool event_idx;             /* VIRTIO_RING_F_EVENT_IDX negotiated */
     bool indirect;              /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
     unsigned max_segs;          /* bound per chain; 0 = VRING_MAX_SEGS */
-    /* When set, every write to the used ring (entries, idx, avail_event) is marked in the
-     * log before the index that publishes it; used_iova is the used ring's IOVA. */
+    /* When set, every write to the used ring (entries, idx, flags, avail_event) is marked
+     * in the log right after it is stored: used entries before the used->idx store that
+     * publishes them, used->idx just after its own store (marking it before could let the
+     * log's reader collect the bit while the page still held the old index). used_iova is
+     * the used ring's IOVA (= GPA). */
     struct dirty_log *log;
     uint64_t used_iova;
 
@@ -165,7 +168,7 @@ bool vring_dev_need_notify(struct vring_dev *vq);
 void vring_dev_set_notify(struct vring_dev *vq, bool enable);
 
 /* Marks in vq->log (when set) the first len bytes of elem's device-writable segments, by
- * IOVA. Call it before pushing the used entry for elem. */
+ * IOVA. Call it after writing the buffers and before pushing the used entry for elem. */
 void vring_dev_log_write(struct vring_dev *vq, const struct vring_elem *elem, uint32_t len);
 
 /* ------------------------------------------------------------------ driver side */

@@ -40,25 +40,43 @@
 #define BIG_SIZE 0x400000000ull
 #define USED_IOVA 0x7000000ull
 
-/* ------------------------------------------------------------------ dirty log test double
- * The dirty log (src/dirty_log) is being written on another branch; until it is merged,
- * this records each mark with the used->idx value that was in ring memory at that moment,
- * so the tests can check that a write is logged before the index that publishes it. */
+/* ------------------------------------------------------------------ dirty log spy
+ * The ring library's calls to dirty_log_mark() are routed here (-Wl,--wrap, see
+ * tests/unit/virtio.mk): each mark is recorded with the used->idx value that was in ring
+ * memory at that moment, so the tests can check the order of marks and stores, and is then
+ * made in the real log. */
 struct mark {
     uint64_t gpa, len;
     uint16_t used_idx_in_memory;
 };
 
-struct dirty_log {
-    const struct vring_used *used;
+static struct {
+    const struct vring_used *used; /* NULL: not recording */
     unsigned n;
     struct mark m[64];
-};
+} spy;
 
-void dirty_log_mark(struct dirty_log *log, uint64_t gpa, uint64_t len)
+void __real_dirty_log_mark(struct dirty_log *log, uint64_t gpa, uint64_t len);
+void __wrap_dirty_log_mark(struct dirty_log *log, uint64_t gpa, uint64_t len);
+
+void __wrap_dirty_log_mark(struct dirty_log *log, uint64_t gpa, uint64_t len)
 {
-    if (log->n < G_N_ELEMENTS(log->m))
-        log->m[log->n++] = (struct mark){ gpa, len, le16toh(log->used->idx) };
+    if (spy.used && spy.n < G_N_ELEMENTS(spy.m))
+        spy.m[spy.n++] = (struct mark){ gpa, len, le16toh(spy.used->idx) };
+    __real_dirty_log_mark(log, gpa, len);
+}
+
+static void spy_start(const struct vring_used *used)
+{
+    spy.used = used;
+    spy.n = 0;
+}
+
+static bool page_marked(const uint64_t *words, uint64_t gpa)
+{
+    uint64_t page = gpa >> DIRTY_LOG_PAGE_SHIFT;
+
+    return words[page / 64] >> (page % 64) & 1;
 }
 
 /* ------------------------------------------------------------------ fixture */
@@ -759,6 +777,25 @@ static void hostile_next_out_of_range(void **state)
     raw_avail(f, 7);
     expect_broken(f, -EINVAL, "descriptor 7 has next 300 >= num 256", NULL);
     fix_free(f);
+
+    /* the first index past the end */
+    f = fix_new(16, 0, false, false);
+    raw_desc(f, 15, MEM_IOVA, 16, VRING_DESC_F_NEXT, 16);
+    raw_avail(f, 15);
+    expect_broken(f, -EINVAL, "descriptor 15 has next 16 >= num 16", NULL);
+    fix_free(f);
+
+    /* in an indirect table, the bound is the table's size */
+    f = fix_new(16, 0, false, true);
+
+    struct vring_desc *t = (void *)(f->mem + 0x4000);
+
+    raw_table_desc(&t[0], MEM_IOVA, 16, VRING_DESC_F_NEXT, 1);
+    raw_table_desc(&t[1], MEM_IOVA, 16, VRING_DESC_F_NEXT, 2);
+    raw_desc(f, 0, MEM_IOVA + 0x4000, 32, VRING_DESC_F_INDIRECT, 0);
+    raw_avail(f, 0);
+    expect_broken(f, -EINVAL, "indirect entry 1 has next 2 >= table size 2", NULL);
+    fix_free(f);
 }
 
 static void hostile_chain_loop(void **state)
@@ -779,6 +816,16 @@ static void hostile_chain_loop(void **state)
     raw_desc(f, 9, HOLE_IOVA, 0, VRING_DESC_F_NEXT, 9);
     raw_avail(f, 9);
     expect_broken(f, -ELOOP, "head 9: chain is longer than num 16", NULL);
+    fix_free(f);
+
+    /* a chain through every descriptor, once each, is not a loop */
+    f = fix_new(16, 0, false, false);
+    for (unsigned i = 0; i < 16; i++)
+        raw_desc(f, i, MEM_IOVA + i * 16, 16, i < 15 ? VRING_DESC_F_NEXT : 0,
+                 (uint16_t)(i + 1));
+    raw_avail(f, 0);
+    assert_int_equal(vring_dev_pop(&f->dev, f->elem), 1);
+    assert_int_equal(f->elem->n_out, 16);
     fix_free(f);
 }
 
@@ -1131,13 +1178,16 @@ static void driver_add_checks_arguments(void **state)
 
 /* ------------------------------------------------------------------ dirty log */
 
-static void used_ring_writes_are_logged_before_publication(void **state)
+static void used_ring_writes_are_logged_after_store_entries_before_publication(void **state)
 {
     struct fix *f = fix_new(8, 0, true, false);
-    struct dirty_log log = { .used = f->dev.ring.used };
+    uint64_t n_words = dirty_log_words_for(USED_IOVA + 0x10000);
+    g_autofree uint64_t *words = g_new0(uint64_t, n_words);
+    g_autoptr(dirty_log) log = dirty_log_new_local(words, n_words);
     int token[2];
 
-    f->dev.log = &log;
+    f->dev.log = log;
+    spy_start(f->dev.ring.used);
     add_one(f, &token[0]);
     add_one(f, &token[1]);
     vring_drv_publish(&f->drv);
@@ -1145,40 +1195,50 @@ static void used_ring_writes_are_logged_before_publication(void **state)
     vring_dev_fill(&f->dev, 0, f->elem->head, 0);
     assert_int_equal(vring_dev_pop(&f->dev, f->elem), 1);
     vring_dev_fill(&f->dev, 1, f->elem->head, 0);
+    assert_false(page_marked(words, MEM_IOVA)); /* popping logs nothing */
     vring_dev_flush(&f->dev, 2);
     vring_dev_set_notify(&f->dev, true);
 
-    assert_int_equal(log.n, 4);
-    /* used->ring[0], used->ring[1], used->idx: each while used->idx was still 0 */
-    assert_int_equal(log.m[0].gpa, USED_IOVA + 4);
-    assert_int_equal(log.m[0].len, 8);
-    assert_int_equal(log.m[1].gpa, USED_IOVA + 4 + 8);
-    assert_int_equal(log.m[1].len, 8);
-    assert_int_equal(log.m[2].gpa, USED_IOVA + 2);
-    assert_int_equal(log.m[2].len, 2);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(log.m[i].used_idx_in_memory, 0);
-    assert_int_equal(le16toh(f->dev.ring.used->idx), 2);
+    assert_int_equal(spy.n, 4);
+    /* used->ring[0] and [1]: while used->idx in memory was still 0 */
+    assert_int_equal(spy.m[0].gpa, USED_IOVA + 4);
+    assert_int_equal(spy.m[0].len, 8);
+    assert_int_equal(spy.m[0].used_idx_in_memory, 0);
+    assert_int_equal(spy.m[1].gpa, USED_IOVA + 4 + 8);
+    assert_int_equal(spy.m[1].len, 8);
+    assert_int_equal(spy.m[1].used_idx_in_memory, 0);
+    /* used->idx: right after its store, so the bit covers the new value */
+    assert_int_equal(spy.m[2].gpa, USED_IOVA + 2);
+    assert_int_equal(spy.m[2].len, 2);
+    assert_int_equal(spy.m[2].used_idx_in_memory, 2);
     /* avail_event, after the used ring's 8 entries */
-    assert_int_equal(log.m[3].gpa, USED_IOVA + 4 + 8 * 8);
-    assert_int_equal(log.m[3].len, 2);
+    assert_int_equal(spy.m[3].gpa, USED_IOVA + 4 + 8 * 8);
+    assert_int_equal(spy.m[3].len, 2);
+    /* and the real log has the used ring's page, nothing else */
+    assert_true(page_marked(words, USED_IOVA));
+    assert_false(page_marked(words, USED_IOVA - PAGE));
+    assert_false(page_marked(words, USED_IOVA + PAGE));
     fix_free(f);
 
     /* without event idx, the flags word is what set_notify writes */
     f = fix_new(8, 0, false, false);
-    log = (struct dirty_log){ .used = f->dev.ring.used };
-    f->dev.log = &log;
+    f->dev.log = log;
+    spy_start(f->dev.ring.used);
     vring_dev_set_notify(&f->dev, false);
-    assert_int_equal(log.n, 1);
-    assert_int_equal(log.m[0].gpa, USED_IOVA);
-    assert_int_equal(log.m[0].len, 2);
+    assert_int_equal(spy.n, 1);
+    assert_int_equal(spy.m[0].gpa, USED_IOVA);
+    assert_int_equal(spy.m[0].len, 2);
+    spy.used = NULL;
     fix_free(f);
 }
 
 static void log_write_marks_written_part_of_writable_segments(void **state)
 {
     struct fix *f = fix_new(8, 0, false, false);
-    struct dirty_log log = { .used = f->dev.ring.used };
+    uint64_t n_words = dirty_log_words_for(MEM2_IOVA + MEM2_SIZE);
+    g_autofree uint64_t *words = g_new0(uint64_t, n_words);
+    g_autoptr(dirty_log) log = dirty_log_new_local(words, n_words);
+    /* readable at page 0 of MEM, writable at page 1 (50 bytes) and across MEM -> MEM2 */
     struct vring_buf b[3] = { { MEM_IOVA, 100 }, { MEM_IOVA + 0x1000, 50 },
                               { MEM2_IOVA - 10, 40 } };
     int token;
@@ -1186,17 +1246,25 @@ static void log_write_marks_written_part_of_writable_segments(void **state)
     assert_int_equal(vring_drv_add(&f->drv, b, 1, 2, &token), 0);
     vring_drv_publish(&f->drv);
     assert_int_equal(vring_dev_pop(&f->dev, f->elem), 1);
+    spy_start(f->dev.ring.used);
     vring_dev_log_write(&f->dev, f->elem, 70); /* no log: nothing happens */
-    f->dev.log = &log;
+    assert_int_equal(spy.n, 0);
+    f->dev.log = log;
     vring_dev_log_write(&f->dev, f->elem, 70);
     /* 50 bytes of the first writable buffer, 10 + 10 of the second (it spans two entries) */
-    assert_int_equal(log.n, 3);
-    assert_int_equal(log.m[0].gpa, MEM_IOVA + 0x1000);
-    assert_int_equal(log.m[0].len, 50);
-    assert_int_equal(log.m[1].gpa, MEM2_IOVA - 10);
-    assert_int_equal(log.m[1].len, 10);
-    assert_int_equal(log.m[2].gpa, MEM2_IOVA);
-    assert_int_equal(log.m[2].len, 10);
+    assert_int_equal(spy.n, 3);
+    assert_int_equal(spy.m[0].gpa, MEM_IOVA + 0x1000);
+    assert_int_equal(spy.m[0].len, 50);
+    assert_int_equal(spy.m[1].gpa, MEM2_IOVA - 10);
+    assert_int_equal(spy.m[1].len, 10);
+    assert_int_equal(spy.m[2].gpa, MEM2_IOVA);
+    assert_int_equal(spy.m[2].len, 10);
+    spy.used = NULL;
+    assert_false(page_marked(words, MEM_IOVA)); /* readable: not written */
+    assert_true(page_marked(words, MEM_IOVA + 0x1000));
+    assert_false(page_marked(words, MEM_IOVA + 0x2000));
+    assert_true(page_marked(words, MEM2_IOVA - 10));
+    assert_true(page_marked(words, MEM2_IOVA));
     fix_free(f);
 }
 
@@ -1514,7 +1582,7 @@ int main(void)
         cmocka_unit_test(driver_rejects_bad_used_entries),
         cmocka_unit_test(driver_rejects_used_idx_beyond_in_flight),
         cmocka_unit_test(driver_add_checks_arguments),
-        cmocka_unit_test(used_ring_writes_are_logged_before_publication),
+        cmocka_unit_test(used_ring_writes_are_logged_after_store_entries_before_publication),
         cmocka_unit_test(log_write_marks_written_part_of_writable_segments),
         cmocka_unit_test(two_threads_move_a_million_buffers_in_order),
     };
