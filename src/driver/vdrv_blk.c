@@ -16,10 +16,13 @@
 #include "util/error.h"
 
 #define F(bit) (1ull << (bit))
-/* offsets in a queue's area */
+/* offsets in a queue's area; the data part has room for segments laid out with gaps */
 #define BLK_HDR_OFF 0u
 #define BLK_DATA_OFF 64u
-#define BLK_STATUS_OFF (BLK_DATA_OFF + VDRV_BLK_MAX_DATA)
+#define BLK_STATUS_OFF (BLK_DATA_OFF + 2 * VDRV_BLK_MAX_DATA)
+/* Gap between data segments, so that each is its own descriptor to the device (a device
+ * cannot tell IOVA-contiguous descriptors from one split buffer). */
+#define BLK_SEG_GAP 64u
 #define BLK_AREA (BLK_STATUS_OFF + 64u)
 #define BLK_TABLE_BYTES ((VDRV_BLK_MAX_SEGS + 2u) * sizeof(struct vring_desc))
 
@@ -91,7 +94,7 @@ int vdrv_blk_request_segs(struct vdrv *drv, unsigned q, uint32_t type, uint64_t 
     };
     struct vdrv_mem *area;
     uint8_t *base, *statusp;
-    size_t nseg;
+    size_t nseg, stride;
     unsigned n = 0;
     uint32_t used = 0;
     int ret;
@@ -104,7 +107,7 @@ int vdrv_blk_request_segs(struct vdrv *drv, unsigned q, uint32_t type, uint64_t 
                           len, VDRV_BLK_MAX_DATA);
     if (seg_len == 0 || seg_len > len)
         seg_len = MAX(len, 1);
-    nseg = (len + seg_len - 1) / seg_len;
+    nseg = (len + seg_len - 1) / seg_len; /* 0 for no data */
     if (nseg + 2 > VDRV_BLK_MAX_SEGS || nseg + 2 > drv->vq_num)
         return vdpad_fail(error, EINVAL, "%s: %zu data segments do not fit a request",
                           drv->dev->name, nseg);
@@ -112,16 +115,19 @@ int vdrv_blk_request_segs(struct vdrv *drv, unsigned q, uint32_t type, uint64_t 
     area = &drv->blk_buf[q];
     base = area->ptr;
     statusp = base + BLK_STATUS_OFF;
+    stride = nseg > 1 ? (seg_len + 2 * BLK_SEG_GAP - 1) / BLK_SEG_GAP * BLK_SEG_GAP : seg_len;
     memcpy(base + BLK_HDR_OFF, &hdr, sizeof(hdr));
-    if (len && !data_in)
-        memcpy(base + BLK_DATA_OFF, data, len);
     *statusp = 0xff;
 
     bufs = g_new(struct vring_buf, nseg + 2);
     bufs[n++] = (struct vring_buf){ area->iova + BLK_HDR_OFF, sizeof(hdr) };
-    for (size_t off = 0; off < len; off += seg_len)
-        bufs[n++] = (struct vring_buf){ area->iova + BLK_DATA_OFF + off,
-                                        (uint32_t)MIN(seg_len, len - off) };
+    for (size_t k = 0; k < nseg; k++) {
+        size_t piece = MIN(seg_len, len - k * seg_len);
+
+        if (!data_in)
+            memcpy(base + BLK_DATA_OFF + k * stride, (uint8_t *)data + k * seg_len, piece);
+        bufs[n++] = (struct vring_buf){ area->iova + BLK_DATA_OFF + k * stride, (uint32_t)piece };
+    }
     bufs[n++] = (struct vring_buf){ area->iova + BLK_STATUS_OFF, 1 };
     ret = vdrv_vq_roundtrip(drv, &drv->vqs[q], bufs, data_in ? 1 : n - 1,
                             data_in ? n - 1 : 1, indirect ? drv->blk_table[q].ptr : NULL,
@@ -129,8 +135,10 @@ int vdrv_blk_request_segs(struct vdrv *drv, unsigned q, uint32_t type, uint64_t 
     if (ret < 0)
         return ret;
     *status = *statusp;
-    if (data_in && len && *status == VIRTIO_BLK_S_OK)
-        memcpy(data, base + BLK_DATA_OFF, len);
+    if (data_in && *status == VIRTIO_BLK_S_OK)
+        for (size_t k = 0; k < nseg; k++)
+            memcpy((uint8_t *)data + k * seg_len, base + BLK_DATA_OFF + k * stride,
+                   MIN(seg_len, len - k * seg_len));
     return 0;
 }
 

@@ -9,7 +9,7 @@
 #include "virtio/split_ring.h"
 
 #define VDRV_NET_HDR_LEN 12u /* struct virtio_net_hdr_v1 */
-#define VDRV_CTRL_MAX 8192u
+#define VDRV_CTRL_MAX 16384u /* above the simulator's limit, so tests can exceed it */
 #define VDRV_BLK_MAX_DATA (1u << 20)
 #define VDRV_BLK_MAX_SEGS VRING_MAX_SEGS
 

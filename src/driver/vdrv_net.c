@@ -597,7 +597,8 @@ int vdrv_net_ctrl_raw(struct vdrv *drv, const void *req, size_t len, uint8_t *ac
                           drv->dev->name, len, VDRV_CTRL_MAX);
     if (drv->ctrl_idx == UINT_MAX)
         return vdpad_fail(error, ENOTSUP, "%s: CTRL_VQ not negotiated", drv->dev->name);
-    memcpy(drv->ctrl_buf.ptr, req, len);
+    if (len)
+        memcpy(drv->ctrl_buf.ptr, req, len);
     return ctrl_send(drv, len, ack, error);
 }
 

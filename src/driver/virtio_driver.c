@@ -406,6 +406,23 @@ void vdrv_free(struct vdrv *drv)
     g_free(drv);
 }
 
+void *vdrv_alloc_scratch(struct vdrv *drv, size_t size, uint64_t *iova)
+{
+    struct vdrv_mem m;
+
+    if (!drv->mem || !vdrv_alloc(drv, size, 64, &m))
+        return NULL;
+    *iova = m.iova;
+    return m.ptr;
+}
+
+void *vdrv_guest_memory(const struct vdrv *drv, uint64_t *iova, uint64_t *size)
+{
+    *iova = drv->iova_base;
+    *size = drv->mem_size;
+    return drv->mem;
+}
+
 uint64_t vdrv_features(const struct vdrv *drv)
 {
     return drv->features;

@@ -62,6 +62,12 @@ struct vdpa_device *vdrv_device(const struct vdrv *drv);
  * (consumes the signal). */
 bool vdrv_config_signalled(struct vdrv *drv, unsigned timeout_ms);
 
+/* Guest memory for a test's own buffers (zeroed; until the next reset or free); NULL when
+ * guest memory is full. */
+void *vdrv_alloc_scratch(struct vdrv *drv, size_t size, uint64_t *iova);
+/* The whole guest memory: its local address, IOVA and size (for tests that remap it). */
+void *vdrv_guest_memory(const struct vdrv *drv, uint64_t *iova, uint64_t *size);
+
 /* Adds one chain with caller-chosen IOVAs and lengths to queue idx and kicks: for tests
  * that feed a device buffers it must refuse (unmapped, wrong direction...). */
 int vdrv_post_raw(struct vdrv *drv, unsigned idx, const struct vring_buf *bufs, unsigned n_out,
@@ -115,7 +121,7 @@ int vdrv_net_tx_raw(struct vdrv *drv, unsigned pair, const void *frame, size_t l
 /* Sends one control command and returns the device's ack (VIRTIO_NET_OK/ERR). */
 int vdrv_net_ctrl(struct vdrv *drv, const struct net_ctrl_cmd *cmd, uint8_t *ack,
                   GError **error);
-/* Same with the request's bytes (class, cmd, data) as given, at most 8 KiB. */
+/* Same with the request's bytes (class, cmd, data) as given, at most 16 KiB. */
 int vdrv_net_ctrl_raw(struct vdrv *drv, const void *req, size_t len, uint8_t *ack,
                       GError **error);
 
@@ -134,7 +140,8 @@ unsigned vdrv_net_pairs(const struct vdrv *drv);
 int vdrv_blk_request(struct vdrv *drv, unsigned q, uint32_t type, uint64_t sector, void *data,
                      size_t len, uint8_t *status, GError **error);
 /* Same, with the payload split into descriptors of seg_len bytes (the last may be
- * shorter); vdrv_blk_request uses one. */
+ * shorter), placed apart in guest memory so that each is a separate buffer to the device;
+ * vdrv_blk_request uses one. */
 int vdrv_blk_request_segs(struct vdrv *drv, unsigned q, uint32_t type, uint64_t sector,
                           void *data, size_t len, size_t seg_len, uint8_t *status,
                           GError **error);

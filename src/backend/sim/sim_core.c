@@ -130,6 +130,10 @@ static void sim_vq_start(struct sim *s, unsigned idx)
     vq->vr.max_segs = vq->elem->max_segs;
     vq->vr.log = NULL;
     vring_dev_start(&vq->vr, vq->base);
+    if (vq->vr.broken) {
+        sim_vq_fail(s, idx, "%s", vq->vr.error);
+        return;
+    }
     vq->started = true;
     s->pending |= 1ull << idx;
 }
@@ -726,21 +730,23 @@ static bool sim_get_vq_ready(struct vdpa_device *dev, unsigned idx)
 static int sim_set_vq_kick(struct vdpa_device *dev, unsigned idx, int fd, GError **error)
 {
     struct sim *s = sim_from_vdev(dev);
+    g_auto(vdpad_fd) copy = -1;
     struct sim_vq *vq;
     int ret;
 
     if ((ret = sim_check_idx(s, idx, "set_vq_kick", error)) < 0)
         return ret;
+    if ((ret = vdpad_fd_replace_dup(&copy, fd)) < 0)
+        return vdpad_fail(error, -ret, "%s: queue %u: kick eventfd %d: %s", dev->name, idx, fd,
+                          g_strerror(-ret));
     sim_lock(s);
     vq = &s->vqs[idx];
     if (vq->kick_fd >= 0)
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, vq->kick_fd, NULL);
+    vdpad_close_fd(vq->kick_fd);
+    vq->kick_fd = vdpad_steal_fd(&copy);
     vq->kick_gen++;
-    ret = vdpad_fd_replace_dup(&vq->kick_fd, fd);
-    if (ret < 0) {
-        ret = vdpad_fail(error, -ret, "%s: queue %u: kick eventfd %d: %s", dev->name, idx, fd,
-                         g_strerror(-ret));
-    } else if (vq->kick_fd >= 0) {
+    if (vq->kick_fd >= 0) {
         struct epoll_event ev = {
             .events = EPOLLIN,
             .data.u64 = (uint64_t)vq->kick_gen << 32 | idx,
