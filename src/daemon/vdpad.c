@@ -187,7 +187,7 @@ static int run(struct options *opt)
 {
     g_autoptr(GError) err = NULL;
     struct daemon d = { .lock_fd = -1 };
-    GBusType bus;
+    GBusType bus = G_BUS_TYPE_SYSTEM; /* set by parse_bus; gcc cannot tell */
     gboolean no_bus;
 
     if (parse_bus(opt->bus, &bus, &no_bus) < 0) {

@@ -1,12 +1,26 @@
 /* dbus_service.h — vdpad on D-Bus (GDBus).
  *
- * Bus name org.vdpad1. /org/vdpad1 implements org.vdpad1.Manager (ListDevices,
- * CreateDevice, DestroyDevice); /org/vdpad1/device/<name> implements org.vdpad1.Device
- * (properties, and signals for every step a monitoring tool follows). The introspection
- * XML lives in data/. Who may call is the D-Bus policy's business (data/org.vdpad1.conf):
- * root and the vdpad group may call, everyone else may only read.
+ * Bus name org.vdpad1. /org/vdpad1 implements org.vdpad1.Manager (ListDevices, GetDevice,
+ * CreateDevice, DestroyDevice; signals DeviceAdded, DeviceRemoved); each device is an
+ * object /org/vdpad1/device/<escaped name> (dbus_names.h) implementing org.vdpad1.Device,
+ * read-only properties (device_props.h). The introspection XML is data/org.vdpad1.*.xml,
+ * compiled into the program. docs/dbus.md describes the whole interface.
  *
- * Threads: the control thread's main context.
+ * Signals: PropertiesChanged is emitted for the properties that changed when the registry
+ * reports a node event (opened, closed, changed). QueueCounters is never signalled; it is
+ * read from the device at each Get.
+ *
+ * Access: on the system bus the policy (data/org.vdpad1.conf) lets only root and the
+ * group vdpad call CreateDevice and DestroyDevice. The service checks those calls again
+ * from the caller's bus credentials (dbus_access.h), so a bus without the policy is no
+ * way around it; refused calls get org.freedesktop.DBus.Error.AccessDenied.
+ *
+ * The service has a private connection to the bus: stopping it closes the connection,
+ * which releases the name. If the bus goes away the daemon keeps serving its nodes and
+ * logs that D-Bus is gone.
+ *
+ * Threads: the control thread's main context (the default one), which also serves FUSE.
+ * Nothing here blocks on a client: the credential check is asynchronous.
  */
 #pragma once
 
@@ -18,9 +32,15 @@
 struct dbus_service;
 typedef struct dbus_service dbus_service; /* for g_autoptr */
 
-/* Connects to the bus, exports the objects and owns the name. Fails with a clear error
- * when the bus is unreachable or another process owns org.vdpad1. */
+/* Connects to the bus, exports the registry's devices (and follows it) and owns the
+ * name. Fails with a clear error when the bus is unreachable, another process owns
+ * org.vdpad1, or the bus policy does not let us own it. reg and front are borrowed and
+ * must outlive the service; front gives NodePath and may be NULL (tests: NodePath ""). */
 struct dbus_service *dbus_service_start(GBusType bus, struct node_registry *reg,
                                         struct fuse_front *front, GError **error);
+/* Same, on the bus at a D-Bus address (tests). */
+struct dbus_service *dbus_service_start_address(const char *address, struct node_registry *reg,
+                                                struct fuse_front *front, GError **error);
+/* Releases the name, removes the objects, stops following the registry. NULL is a no-op. */
 void dbus_service_stop(struct dbus_service *svc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(dbus_service, dbus_service_stop)
