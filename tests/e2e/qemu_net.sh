@@ -7,7 +7,7 @@
 require_root
 build_guest
 
-MAC1=52:54:00:12:34:56
+MAC1=52:54:00:aa:00:01
 MAC2=52:54:00:ab:cd:ef
 start_vdpad v0 --device "net:n0,mac=$MAC1,queues=2"
 NODE=$VDPAD_DIR_v0/n0
