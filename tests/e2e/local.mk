@@ -1,4 +1,10 @@
-# tests/e2e: the daemon and its tools against real peers (dbus-daemon, FUSE, gdbus).
-# Each needs root and skips (77) without it; scripts/check runs them as root.
-TESTS += tests/e2e/dbus.sh
-EXTRA_DIST += tests/e2e/dbus.sh
+# tests/e2e: the daemon and its tools against real peers: QEMU 7.2 (TCG) with a Linux
+# guest, libvirtd, dbus-daemon, FUSE. Each needs root and skips (77) without it;
+# scripts/check runs them as root and counts a skip as a failure.
+E2E_TESTS = \
+	tests/e2e/dbus.sh \
+	tests/e2e/qemu_net.sh
+if ENABLE_E2E
+TESTS += $(E2E_TESTS)
+endif
+EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh
