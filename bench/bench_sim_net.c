@@ -29,74 +29,24 @@
 
 #include "backend/sim/sim.h"
 #include "driver/virtio_driver.h"
+#include "util/stats.h"
 
 #define MAX_CONFIGS 16
 #define MAX_PAIRS 16
 
 static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
-struct pair_job {
-    struct vdrv *drv;
-    unsigned pair;
-    uint64_t frames;
-    size_t len;
-    pthread_barrier_t *start;
-    int64_t t_end;
-    int ret;
-    char error[256];
-};
-
-static void *pair_thread(void *arg)
-{
-    struct pair_job *j = arg;
-    g_autoptr(GError) err = NULL;
-    struct vdrv_net_result r;
-
-    pthread_barrier_wait(j->start);
-    j->ret = vdrv_net_exchange(j->drv, j->pair, j->frames, j->len, mac, true, 5000, &r, &err);
-    j->t_end = g_get_monotonic_time();
-    if (j->ret < 0)
-        snprintf(j->error, sizeof(j->error), "%s", err->message);
-    return NULL;
-}
-
 /* One repetition: all pairs at once; returns frames/s or a negative value on failure. */
 static double run_once(struct vdrv *drv, unsigned pairs, uint64_t frames, size_t len)
 {
-    struct pair_job job[MAX_PAIRS];
-    pthread_t th[MAX_PAIRS];
-    pthread_barrier_t start;
-    int64_t t0, t_end = 0;
-    double fps;
+    g_autoptr(GError) err = NULL;
+    double seconds;
 
-    pthread_barrier_init(&start, NULL, pairs + 1);
-    for (unsigned p = 0; p < pairs; p++) {
-        job[p] = (struct pair_job){ .drv = drv, .pair = p, .frames = frames, .len = len,
-                                    .start = &start };
-        pthread_create(&th[p], NULL, pair_thread, &job[p]);
+    if (vdrv_net_exchange_pairs(drv, pairs, frames, len, mac, 5000, NULL, &seconds, &err) < 0) {
+        fprintf(stderr, "bench_sim_net: %s\n", err->message);
+        return -1;
     }
-    t0 = g_get_monotonic_time();
-    pthread_barrier_wait(&start);
-    fps = 0;
-    for (unsigned p = 0; p < pairs; p++) {
-        pthread_join(th[p], NULL);
-        if (job[p].ret < 0) {
-            fprintf(stderr, "bench_sim_net: pair %u: %s\n", p, job[p].error);
-            fps = -1;
-        }
-        t_end = MAX(t_end, job[p].t_end);
-    }
-    pthread_barrier_destroy(&start);
-    if (fps < 0)
-        return fps;
-    return (double)frames * pairs / ((double)(t_end - t0) / 1e6);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
+    return (double)frames * pairs / seconds;
 }
 
 struct result {
@@ -121,28 +71,22 @@ static int bench_config(size_t len, unsigned pairs, uint64_t frames, unsigned re
         fprintf(stderr, "bench_sim_net: setup: %s\n", err->message);
         return -1;
     }
-    if (pairs > 1) {
-        struct net_ctrl_cmd cmd = { .class = VIRTIO_NET_CTRL_MQ,
-                                    .cmd = VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
-                                    .u.queue_pairs = (uint16_t)pairs };
-        uint8_t ack;
-
-        if (vdrv_net_ctrl(drv, &cmd, &ack, &err) < 0 || ack != VIRTIO_NET_OK) {
-            fprintf(stderr, "bench_sim_net: MQ_VQ_PAIRS_SET %u refused\n", pairs);
-            return -1;
-        }
+    if (pairs > 1 && vdrv_net_set_pairs(drv, pairs, &err) < 0) {
+        fprintf(stderr, "bench_sim_net: %s\n", err->message);
+        return -1;
     }
     if (run_once(drv, pairs, MIN(frames / 10 + 1, 20000u), len) < 0) /* warm-up */
         return -1;
     for (unsigned r = 0; r < reps; r++)
         if ((fps[r] = run_once(drv, pairs, frames, len)) < 0)
             return -1;
-    qsort(fps, reps, sizeof(double), cmp_double);
+    struct sample_summary sum;
+    sample_summarize(fps, reps, &sum);
     res->len = len;
     res->pairs = pairs;
-    res->min = fps[0];
-    res->max = fps[reps - 1];
-    res->median = reps % 2 ? fps[reps / 2] : (fps[reps / 2 - 1] + fps[reps / 2]) / 2;
+    res->min = sum.min;
+    res->max = sum.max;
+    res->median = sum.median;
     return 0;
 }
 

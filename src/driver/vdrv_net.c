@@ -9,6 +9,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 #include <string.h>
@@ -614,4 +615,86 @@ int vdrv_net_ctrl(struct vdrv *drv, const struct net_ctrl_cmd *cmd, uint8_t *ack
         return vdpad_fail(error, EINVAL, "%s: control command %u/%u does not encode",
                           drv->dev->name, cmd->class, cmd->cmd);
     return ctrl_send(drv, len, ack, error);
+}
+
+/* ------------------------------------------------------------------ every pair at once */
+
+struct pair_job {
+    struct vdrv *drv;
+    unsigned pair;
+    uint64_t frames;
+    size_t len;
+    const uint8_t *dst;
+    unsigned timeout_ms;
+    pthread_barrier_t *start;
+    gint64 t_end;
+    int ret;
+    struct vdrv_net_result result;
+    GError *error;
+};
+
+static void *pair_thread(void *arg)
+{
+    struct pair_job *j = arg;
+
+    pthread_barrier_wait(j->start);
+    j->ret = vdrv_net_exchange(j->drv, j->pair, j->frames, j->len, j->dst, true, j->timeout_ms,
+                               &j->result, &j->error);
+    j->t_end = g_get_monotonic_time();
+    return NULL;
+}
+
+int vdrv_net_exchange_pairs(struct vdrv *drv, unsigned npairs, uint64_t frames_per_pair,
+                            size_t frame_len, const uint8_t dst[6], unsigned timeout_ms,
+                            struct vdrv_net_result *results, double *seconds, GError **error)
+{
+    if (npairs == 0 || npairs > vdrv_net_pairs(drv))
+        return vdpad_fail(error, EINVAL, "exchange on %u pairs: the driver set up %u", npairs,
+                          vdrv_net_pairs(drv));
+    g_autofree struct pair_job *job = g_new0(struct pair_job, npairs);
+    g_autofree pthread_t *th = g_new(pthread_t, npairs);
+    pthread_barrier_t start;
+    gint64 t0, t_end = 0;
+    int ret = 0;
+
+    pthread_barrier_init(&start, NULL, npairs + 1);
+    for (unsigned p = 0; p < npairs; p++) {
+        job[p] = (struct pair_job){ .drv = drv, .pair = p, .frames = frames_per_pair,
+                                    .len = frame_len, .dst = dst, .timeout_ms = timeout_ms,
+                                    .start = &start };
+        pthread_create(&th[p], NULL, pair_thread, &job[p]);
+    }
+    t0 = g_get_monotonic_time();
+    pthread_barrier_wait(&start);
+    for (unsigned p = 0; p < npairs; p++) {
+        pthread_join(th[p], NULL);
+        if (results)
+            results[p] = job[p].result;
+        t_end = MAX(t_end, job[p].t_end);
+        if (job[p].ret < 0 && ret == 0) {
+            ret = job[p].ret;
+            g_propagate_prefixed_error(error, job[p].error, "pair %u: ", p);
+            job[p].error = NULL;
+        }
+        g_clear_error(&job[p].error);
+    }
+    pthread_barrier_destroy(&start);
+    if (seconds)
+        *seconds = (double)(t_end - t0) / 1e6;
+    return ret;
+}
+
+int vdrv_net_set_pairs(struct vdrv *drv, unsigned npairs, GError **error)
+{
+    struct net_ctrl_cmd cmd = { .class = VIRTIO_NET_CTRL_MQ,
+                                .cmd = VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+                                .u.queue_pairs = (uint16_t)npairs };
+    uint8_t ack;
+    int ret = vdrv_net_ctrl(drv, &cmd, &ack, error);
+
+    if (ret < 0)
+        return ret;
+    if (ack != VIRTIO_NET_OK)
+        return vdpad_fail(error, EINVAL, "MQ_VQ_PAIRS_SET %u refused by the device", npairs);
+    return 0;
 }

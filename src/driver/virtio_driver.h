@@ -90,6 +90,17 @@ int vdrv_net_exchange(struct vdrv *drv, unsigned pair, uint64_t nframes, size_t 
                       const uint8_t dst[6], bool expect_loopback, unsigned timeout_ms,
                       struct vdrv_net_result *result, GError **error);
 
+/* Runs vdrv_net_exchange (expecting loopback) on pairs 0..npairs-1 at once, one thread
+ * each, started together. results (may be NULL) gets each pair's result; *seconds (may be
+ * NULL) the wall time from the start until the last pair finished. Returns 0 when every
+ * pair passed, else the first failure with *error naming the pair. */
+int vdrv_net_exchange_pairs(struct vdrv *drv, unsigned npairs, uint64_t frames_per_pair,
+                            size_t frame_len, const uint8_t dst[6], unsigned timeout_ms,
+                            struct vdrv_net_result *results, double *seconds, GError **error);
+
+/* Activates npairs queue pairs (MQ_VQ_PAIRS_SET on the control queue). */
+int vdrv_net_set_pairs(struct vdrv *drv, unsigned npairs, GError **error);
+
 /* Tags the frames sent from now on with an 802.1Q header for VLAN vid (0..4095); -1 sends
  * untagged frames (the default). The tag counts in frame_len. */
 void vdrv_net_set_vlan(struct vdrv *drv, int vid);
