@@ -5,49 +5,12 @@
 #include <linux/virtio_config.h>
 
 #include "core/session.h"
+#include "core/session_priv.h"
 #include "iova/iova_map.h"
+#include "shadow_vq/relay.h"
 #include "util/compat.h"
 #include "util/error.h"
 #include "util/fd.h"
-
-/* One piece of client memory mapped into ours, for one IOVA range; local is NULL for
- * memory the client could not share (unreachable for the device). */
-struct mem_record {
-    uint64_t iova;
-    uint64_t size;
-    void *local;
-};
-
-struct session_vq {
-    unsigned num;
-    uint64_t desc, avail, used;
-    uint16_t base;
-    bool ready;
-    int kick_fd; /* ours; the device holds its own dup */
-    int call_fd;
-    unsigned busyloop_timeout;
-    uint16_t saved_base; /* the base at the last reset from DRIVER_OK */
-    bool saved_valid;
-};
-
-struct session {
-    struct vdpa_device *dev; /* borrowed from the node */
-    pid_t opener;
-    pid_t owner;
-    uint64_t backend_features; /* acked by the client */
-    unsigned nvqs;
-    struct session_vq *vq;
-    int config_call_fd;
-    struct iova_map *iotlb;  /* client IOVA -> our address */
-    GArray *maps;            /* struct mem_record, sorted by iova */
-    const struct session_mem_ops *mem;
-    void *mem_opaque;
-    bool in_batch;
-    bool suspended;      /* by GET_VRING_BASE or the client's SUSPEND */
-    char *ram_unshared;  /* why guest RAM is unreachable, when it is */
-};
-
-#define DEV_NAME(s) ((s)->dev->name)
 
 /* Backend features vdpad's front offers; SUSPEND/RESUME only when the device can. */
 #define BASE_BACKEND_FEATURES \
@@ -113,6 +76,8 @@ struct session *session_new(struct vdpa_device *dev, pid_t opener,
     s->mem = mem;
     s->mem_opaque = mem_opaque;
     s->config_call_fd = -1;
+    s->cvq = UINT_MAX;
+    g_mutex_init(&s->net_lock);
     s->nvqs = dev->ops->get_vq_count(dev);
     s->vq = g_new0(struct session_vq, s->nvqs);
     for (unsigned i = 0; i < s->nvqs; i++)
@@ -133,6 +98,7 @@ void session_free(struct session *s)
     g_autoptr(GError) err = NULL;
     if (s->dev && s->dev->ops->reset(s->dev, &err) < 0)
         g_warning("%s: reset at close failed: %s", DEV_NAME(s), err->message);
+    session_relay_free(s); /* its thread touches guest memory: before the memory goes */
     if (s->maps)
         release_maps(s);
     for (unsigned i = 0; i < s->nvqs; i++) {
@@ -178,22 +144,35 @@ int session_set_owner(struct session *s, pid_t tgid, GError **error)
 
 uint64_t session_get_features(struct session *s)
 {
-    return s->dev->ops->get_device_features(s->dev);
+    uint64_t f = s->dev->ops->get_device_features(s->dev);
+
+    if (session_offers_log_all(s))
+        f |= 1ull << VHOST_F_LOG_ALL;
+    return f;
 }
 
 int session_set_features(struct session *s, uint64_t features, GError **error)
 {
     const struct vdpa_device_ops *ops = s->dev->ops;
+    const uint64_t log_bit = 1ull << VHOST_F_LOG_ALL;
+    bool log = (features & log_bit) && session_offers_log_all(s);
+    uint64_t dev_features = log ? features & ~log_bit : features;
 
-    if (ops->get_status(s->dev) & VIRTIO_CONFIG_S_FEATURES_OK)
-        return vdpad_fail(error, EBUSY, "%s: SET_FEATURES 0x%" PRIx64
-                          " after FEATURES_OK: features are already negotiated",
-                          DEV_NAME(s), features);
-    int ret = ops->set_driver_features(s->dev, features, error);
+    if (ops->get_status(s->dev) & VIRTIO_CONFIG_S_FEATURES_OK) {
+        /* QEMU turns dirty logging on and off this way, and aborts if it fails */
+        if (dev_features != s->negotiated)
+            return vdpad_fail(error, EBUSY, "%s: SET_FEATURES 0x%" PRIx64 " after FEATURES_OK "
+                              "changes more than VHOST_F_LOG_ALL (negotiated 0x%" PRIx64 ")",
+                              DEV_NAME(s), features, s->negotiated);
+        return session_relay_toggle_log(s, log, error);
+    }
+    int ret = ops->set_driver_features(s->dev, dev_features, error);
     if (ret < 0) {
         vdpad_prefix_error(error, "%s: SET_FEATURES 0x%" PRIx64 ": ", DEV_NAME(s), features);
         return -EINVAL; /* whatever the device said, as the kernel */
     }
+    s->negotiated = dev_features;
+    s->log_all = log; /* the relay takes the data queues at DRIVER_OK */
     return 0;
 }
 
@@ -248,24 +227,46 @@ static int quiesce(struct session *s, unsigned idx, GError **error)
 
 /* Before a reset from DRIVER_OK: what each started queue's base is, for the
  * GET_VRING_BASE that QEMU 7.2 sends after the reset. */
+/* Where queue idx resumes: quiesced first, so that the answer stays true. A relayed queue
+ * is drained into the guest ring, and the dirty log flushed, before it answers. */
+static int read_base(struct session *s, unsigned idx, uint16_t *base, GError **error)
+{
+    int ret = quiesce(s, idx, error);
+
+    if (ret < 0)
+        return ret;
+    if (session_vq_relayed(s, idx))
+        return session_relay_drain(s, idx, base, error);
+    struct vdpa_vq_state st;
+    if ((ret = s->dev->ops->get_vq_state(s->dev, idx, &st, error)) < 0)
+        return ret;
+    *base = st.avail_index;
+    return 0;
+}
+
 static void save_bases(struct session *s)
 {
+    g_autofree uint16_t *bases = g_new0(uint16_t, s->nvqs);
+    g_autofree bool *started = g_new0(bool, s->nvqs);
+
     for (unsigned i = 0; i < s->nvqs; i++) {
         struct session_vq *vq = &s->vq[i];
         g_autoptr(GError) err = NULL;
-        struct vdpa_vq_state st;
 
         vq->saved_valid = false;
         if (vq->num == 0)
             continue;
-        if (quiesce(s, i, &err) < 0 || s->dev->ops->get_vq_state(s->dev, i, &st, &err) < 0) {
+        if (read_base(s, i, &vq->saved_base, &err) < 0) {
             g_warning("%s: queue %u: cannot read its state before reset: %s", DEV_NAME(s), i,
                       err->message);
             continue;
         }
-        vq->saved_base = st.avail_index;
         vq->saved_valid = true;
+        bases[i] = vq->saved_base;
+        started[i] = session_vq_started(s, i);
     }
+    if (s->events.stopped)
+        s->events.stopped(s->events.opaque, bases, started, s->nvqs);
 }
 
 uint8_t session_get_status(struct session *s)
@@ -288,6 +289,7 @@ int session_set_status(struct session *s, uint8_t status, GError **error)
         ret = ops->reset(s->dev, error);
         if (ret < 0)
             return vdpad_prefix_error(error, "%s: reset: ", DEV_NAME(s));
+        session_relay_stop(s); /* after the reset: the device no longer uses shadow rings */
         clear_vq_config(s);
         s->suspended = false;
         ret = reapply_persistent_state(s, error);
@@ -300,12 +302,22 @@ int session_set_status(struct session *s, uint8_t status, GError **error)
     if (starting && s->ram_unshared)
         return vdpad_fail(error, EIO, "%s: DRIVER_OK refused: guest RAM is not reachable: %s",
                           DEV_NAME(s), s->ram_unshared);
+    if (starting && (ret = session_relay_before_driver_ok(s, error)) < 0) {
+        session_relay_stop(s);
+        return vdpad_prefix_error(error, "%s: DRIVER_OK: ", DEV_NAME(s));
+    }
     ret = ops->set_status(s->dev, status, error);
-    if (ret < 0)
+    if (ret < 0) {
+        if (starting)
+            session_relay_stop(s);
         return vdpad_prefix_error(error, "%s: SET_STATUS 0x%x: ", DEV_NAME(s), status);
-    if (starting)
+    }
+    if (starting) {
         for (unsigned i = 0; i < s->nvqs; i++)
             s->vq[i].saved_valid = false;
+        if ((ret = session_relay_after_driver_ok(s, error)) < 0)
+            return ret;
+    }
     return 0;
 }
 
@@ -418,6 +430,15 @@ int session_set_vring_addr(struct session *s, unsigned idx, uint64_t desc, uint6
     if ((avail & 1) || (used & 3))
         return vdpad_fail(error, EINVAL, "%s: queue %u: avail 0x%" PRIx64 " or used 0x%" PRIx64
                           " misaligned (need 2 and 4)", DEV_NAME(s), idx, avail, used);
+    struct session_vq *vq = &s->vq[idx];
+    if (session_vq_relayed(s, idx)) {
+        /* QEMU re-sends the same addresses to toggle VHOST_VRING_F_LOG; the device keeps
+         * working on its shadow ring */
+        if (desc != vq->desc || avail != vq->avail || used != vq->used)
+            return vdpad_fail(error, EBUSY, "%s: queue %u: its ring cannot move while relayed",
+                              DEV_NAME(s), idx);
+        return 0;
+    }
     ret = s->dev->ops->set_vq_address(s->dev, idx, desc, avail, used, error);
     if (ret < 0) {
         vdpad_prefix_error(error, "%s: queue %u: ", DEV_NAME(s), idx);
@@ -439,6 +460,9 @@ int session_set_vring_base(struct session *s, unsigned idx, unsigned base, GErro
         return vdpad_fail(error, EINVAL, "%s: queue %u: base %u is past 65535", DEV_NAME(s),
                           idx, base);
     s->vq[idx].saved_valid = false;
+    if (session_vq_relayed(s, idx))
+        return vdpad_fail(error, EBUSY, "%s: queue %u: SET_VRING_BASE while relayed",
+                          DEV_NAME(s), idx);
     struct vdpa_vq_state st = { .avail_index = (uint16_t)base };
     ret = s->dev->ops->set_vq_state(s->dev, idx, &st, error);
     if (ret < 0) {
@@ -459,13 +483,8 @@ int session_get_vring_base(struct session *s, unsigned idx, uint16_t *base, GErr
         *base = s->vq[idx].saved_base;
         return 0;
     }
-    struct vdpa_vq_state st;
-    ret = quiesce(s, idx, error);
-    if (ret == 0)
-        ret = s->dev->ops->get_vq_state(s->dev, idx, &st, error);
-    if (ret < 0)
+    if ((ret = read_base(s, idx, base, error)) < 0)
         return vdpad_prefix_error(error, "%s: queue %u: GET_VRING_BASE: ", DEV_NAME(s), idx);
-    *base = st.avail_index;
     return 0;
 }
 
@@ -476,7 +495,10 @@ int session_set_vring_kick(struct session *s, unsigned idx, int fd, GError **err
 
     if (ret < 0)
         return ret;
-    ret = s->dev->ops->set_vq_kick(s->dev, idx, owned, error);
+    if (session_vq_relayed(s, idx))
+        ret = relay_set_guest_fds(s->relay, idx, owned, -1, error);
+    else
+        ret = s->dev->ops->set_vq_kick(s->dev, idx, owned, error);
     if (ret < 0)
         return vdpad_prefix_error(error, "%s: queue %u: ", DEV_NAME(s), idx);
     vdpad_close_fd(s->vq[idx].kick_fd);
@@ -491,7 +513,10 @@ int session_set_vring_call(struct session *s, unsigned idx, int fd, GError **err
 
     if (ret < 0)
         return ret;
-    ret = s->dev->ops->set_vq_call(s->dev, idx, owned, error);
+    if (session_vq_relayed(s, idx))
+        ret = relay_set_guest_fds(s->relay, idx, -1, owned, error);
+    else
+        ret = s->dev->ops->set_vq_call(s->dev, idx, owned, error);
     if (ret < 0)
         return vdpad_prefix_error(error, "%s: queue %u: ", DEV_NAME(s), idx);
     vdpad_close_fd(s->vq[idx].call_fd);
@@ -505,8 +530,11 @@ int session_set_vring_enable(struct session *s, unsigned idx, bool enable, GErro
 
     if (ret < 0)
         return ret;
-    ret = s->dev->ops->set_vq_ready(s->dev, idx, enable, error);
-    if (ret < 0)
+    /* a migration's destination holds the data queues back until the state is replayed
+     * (the control queue is known only at DRIVER_OK: hold back every queue for now) */
+    bool held = s->restore_pending && enable &&
+                !(s->dev->ops->get_status(s->dev) & VIRTIO_CONFIG_S_DRIVER_OK);
+    if (!held && (ret = s->dev->ops->set_vq_ready(s->dev, idx, enable, error)) < 0)
         return vdpad_prefix_error(error, "%s: queue %u: enable %d: ", DEV_NAME(s), idx, enable);
     s->vq[idx].ready = enable;
     return 0;
@@ -578,6 +606,12 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
     if (perm == 0 || (perm & ~VHOST_ACCESS_RW))
         return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 ": bad perm %u",
                           DEV_NAME(s), iova, perm);
+    uint64_t win_first, win_last;
+    relay_shadow_window(s->dev, &win_first, &win_last);
+    if (iova <= win_last && iova + size - 1 >= win_first)
+        return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
+                          " overlaps the window vdpad keeps for shadow rings (0x%" PRIx64
+                          "-0x%" PRIx64 ")", DEV_NAME(s), iova, size, win_first, win_last);
     /* Overlap check before mapping anything, like the kernel (EEXIST). */
     guint at = find_first_record_ending_after(s, iova);
     if (at < s->maps->len) {
@@ -611,11 +645,17 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
         return vdpad_fail(error, -ret, "%s: %s", DEV_NAME(s), msg);
     }
 
+    if (s->relay)
+        relay_lock(s->relay);
     ret = iova_map_add(s->iotlb, iova, size, local, perm, error);
     if (ret == 0) {
         ret = s->dev->ops->dma_map(s->dev, iova, size, local, perm, error);
         if (ret < 0)
             iova_map_remove(s->iotlb, iova, size);
+    }
+    if (s->relay) {
+        relay_remap_locked(s->relay);
+        relay_unlock(s->relay);
     }
     if (ret < 0) {
         s->mem->unmap(s->mem_opaque, local, size);
@@ -634,10 +674,14 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
                           " is empty or wraps", DEV_NAME(s), iova, size);
     uint64_t last = iova + size - 1;
     guint i = find_first_record_ending_after(s, iova);
+    int ret = 0;
 
     /* Cut [iova, last] out of every record it touches: the device forgets the range
-     * first, then the memory goes. Parts outside the range stay mapped. */
-    while (i < s->maps->len) {
+     * first, then the memory goes. Parts outside the range stay mapped. The relay does
+     * not touch guest memory meanwhile. */
+    if (s->relay)
+        relay_lock(s->relay);
+    while (i < s->maps->len && ret == 0) {
         struct mem_record r = g_array_index(s->maps, struct mem_record, i);
         if (r.iova > last)
             break;
@@ -645,10 +689,12 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
         uint64_t cut_hi = MIN(r.iova + r.size - 1, last);
         uint64_t cut_len = cut_hi - cut_lo + 1;
         if (r.local) {
-            int ret = s->dev->ops->dma_unmap(s->dev, cut_lo, cut_len, error);
-            if (ret < 0)
-                return vdpad_prefix_error(error, "%s: IOTLB invalidate iova 0x%" PRIx64 ": ",
-                                          DEV_NAME(s), cut_lo);
+            ret = s->dev->ops->dma_unmap(s->dev, cut_lo, cut_len, error);
+            if (ret < 0) {
+                vdpad_prefix_error(error, "%s: IOTLB invalidate iova 0x%" PRIx64 ": ",
+                                   DEV_NAME(s), cut_lo);
+                break;
+            }
             iova_map_remove(s->iotlb, cut_lo, cut_len);
             s->mem->unmap(s->mem_opaque, (uint8_t *)r.local + (cut_lo - r.iova), cut_len);
         }
@@ -667,7 +713,11 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
             i++;
         }
     }
-    return 0;
+    if (s->relay) {
+        relay_remap_locked(s->relay);
+        relay_unlock(s->relay);
+    }
+    return ret;
 }
 
 int session_iotlb_batch_begin(struct session *s, GError **error)

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "backend/vdpa_device.h"
+#include "virtio/net_state.h"
 
 struct session;
 typedef struct session session; /* for g_autoptr */
@@ -45,10 +46,29 @@ struct session_vq_info {
     bool has_kick, has_call;
 };
 
+enum session_mode {
+    SESSION_PASSTHROUGH, /* the device works on the guest's data rings */
+    SESSION_RELAY,       /* the data rings go through the relay, which logs dirty pages */
+};
+
+/* What happens to the session, for the node's observers (D-Bus signals). Called on the
+ * control thread. */
+struct session_events {
+    void (*mode_changed)(void *opaque, enum session_mode mode, double switch_ms);
+    /* the device stopped from DRIVER_OK; bases[i] is queue i's next avail index, valid
+     * for queues with started[i] */
+    void (*stopped)(void *opaque, const uint16_t *bases, const bool *started, unsigned n);
+    void (*state_restored)(void *opaque, unsigned commands, double ms);
+    void (*migration_failed)(void *opaque, const char *why);
+    void *opaque;
+};
+
 struct session *session_new(struct vdpa_device *dev, pid_t opener,
                             const struct session_mem_ops *mem, void *mem_opaque, GError **error);
 void session_free(struct session *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(session, session_free)
+
+void session_set_events(struct session *s, const struct session_events *events);
 
 struct vdpa_device *session_device(const struct session *s);
 pid_t session_opener(const struct session *s);
@@ -56,6 +76,24 @@ pid_t session_owner(const struct session *s); /* 0 before SET_OWNER */
 
 /* --- ownership */
 int session_set_owner(struct session *s, pid_t tgid, GError **error);
+
+/* --- migration
+ *
+ * vdpad offers VHOST_F_LOG_ALL (bit 26) whenever the device can suspend; QEMU 7.2 then
+ * allows migration. SET_FEATURES with bit 26 set switches the data queues into the relay
+ * (dirty pages go to the log at SET_LOG_BASE); with it cleared, back to passthrough. Both
+ * are accepted after FEATURES_OK, as QEMU requires (it aborts if they fail). The control
+ * queue of a net device is relayed from DRIVER_OK on, in both modes, so the session always
+ * knows the state the guest set (session_net_state). */
+int session_set_log_base(struct session *s, uint64_t addr, GError **error);
+enum session_mode session_mode(struct session *s);
+/* The net state the driver set; false when there is none (not net, not started). */
+bool session_net_state(struct session *s, struct net_state *out);
+/* Destination of a migration: replay st into the device at DRIVER_OK, before the data
+ * queues start. */
+void session_set_restore(struct session *s, const struct net_state *st);
+/* Dirty pages logged so far (marks, not distinct pages), for monitoring. */
+uint64_t session_dirty_marks(struct session *s);
 
 /* --- features */
 uint64_t session_get_features(struct session *s);

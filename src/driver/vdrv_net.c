@@ -698,3 +698,59 @@ int vdrv_net_set_pairs(struct vdrv *drv, unsigned npairs, GError **error)
         return vdpad_fail(error, EINVAL, "MQ_VQ_PAIRS_SET %u refused by the device", npairs);
     return 0;
 }
+
+/* ------------------------------------------------------------------ dirty log check */
+
+static bool page_marked(const uint64_t *log, uint64_t n_words, uint64_t iova)
+{
+    uint64_t page = iova >> 12;
+
+    return page / 64 < n_words && (log[page / 64] >> (page % 64)) & 1;
+}
+
+static bool page_has_data(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i])
+            return true;
+    return false;
+}
+
+int vdrv_net_check_dirty_log(struct vdrv *drv, const uint64_t *log, uint64_t n_words,
+                             uint64_t *checked, GError **error)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < drv->pairs; i++) {
+        const struct vdrv_pair *p = &drv->pair[i];
+        uint64_t size = (uint64_t)drv->vq_num * p->buf_size;
+        /* the driver never writes receive buffers: data there came from the device */
+        uint64_t first = p->rx_bufs.iova & ~0xfffull;
+        for (uint64_t page = first; page < p->rx_bufs.iova + size; page += 4096) {
+            uint64_t lo = MAX(page, p->rx_bufs.iova), hi = MIN(page + 4096, p->rx_bufs.iova + size);
+            const uint8_t *at = (const uint8_t *)p->rx_bufs.ptr + (lo - p->rx_bufs.iova);
+            if (!page_has_data(at, hi - lo))
+                continue;
+            n++;
+            if (!page_marked(log, n_words, page))
+                return vdpad_fail(error, EIO, "pair %u: receive buffer page 0x%" PRIx64 " holds "
+                                  "data the device wrote but is not marked dirty", i, page);
+        }
+        /* the used rings the device wrote */
+        const struct vdrv_vq *vqs[2] = { p->rx, p->tx };
+        for (unsigned v = 0; v < 2; v++) {
+            const struct vring_drv *vr = &vqs[v]->vr;
+            uint64_t used_iova = vqs[v]->ring.iova +
+                                 ((const uint8_t *)vr->ring.used - (const uint8_t *)vqs[v]->ring.ptr);
+            if (vr->last_used == 0)
+                continue;
+            n++;
+            if (!page_marked(log, n_words, used_iova))
+                return vdpad_fail(error, EIO, "queue %u: used ring page 0x%" PRIx64 " is not "
+                                  "marked dirty", vqs[v]->idx, used_iova & ~(uint64_t)0xfff);
+        }
+    }
+    if (checked)
+        *checked = n;
+    return 0;
+}

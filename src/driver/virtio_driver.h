@@ -98,6 +98,13 @@ int vdrv_net_exchange_pairs(struct vdrv *drv, unsigned npairs, uint64_t frames_p
                             size_t frame_len, const uint8_t dst[6], unsigned timeout_ms,
                             struct vdrv_net_result *results, double *seconds, GError **error);
 
+/* Checks a dirty log (vhost's layout, as its reader collected it) against what the device
+ * wrote: every page of a receive buffer that holds data (the driver never writes them) and
+ * the used ring of every queue that returned buffers must be marked. *checked (may be
+ * NULL) gets the pages checked. -EIO names the first page missing. */
+int vdrv_net_check_dirty_log(struct vdrv *drv, const uint64_t *log, uint64_t n_words,
+                             uint64_t *checked, GError **error);
+
 /* Activates npairs queue pairs (MQ_VQ_PAIRS_SET on the control queue). */
 int vdrv_net_set_pairs(struct vdrv *drv, unsigned npairs, GError **error);
 

@@ -12,12 +12,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <glib.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/kernel/kernel_dev.h"
+#include "dirty_log/dirty_log.h"
 #include "driver/virtio_driver.h"
 #include "util/stats.h"
 
@@ -28,8 +31,36 @@ struct options {
     unsigned reps;
     unsigned timeout_ms;
     bool json;
+    bool relay;
     const char *node;
 };
+
+/* The dirty log, read and cleared the way QEMU syncs it: a plain read, then an atomic
+ * exchange with 0 for every nonzero word; what it finds accumulates in seen. */
+struct log_reader {
+    uint64_t *log, *seen;
+    uint64_t words;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+static void log_sweep(struct log_reader *lr)
+{
+    for (uint64_t i = 0; i < lr->words; i++)
+        if (__atomic_load_n(&lr->log[i], __ATOMIC_RELAXED))
+            lr->seen[i] |= __atomic_exchange_n(&lr->log[i], 0, __ATOMIC_SEQ_CST);
+}
+
+static void *log_reader_thread(void *arg)
+{
+    struct log_reader *lr = arg;
+
+    while (!atomic_load(&lr->stop)) {
+        log_sweep(lr);
+        g_usleep(500);
+    }
+    return NULL;
+}
 
 static void usage(FILE *f)
 {
@@ -40,6 +71,8 @@ static void usage(FILE *f)
             "  -p, --pairs N        queue pairs to drive at once (default 1)\n"
             "  -r, --reps N         repetitions (default 3)\n"
             "  -t, --timeout-ms MS  give up after MS without progress (default 5000)\n"
+            "      --relay          run through vdpad's relay with dirty logging on (as during a\n"
+            "                       migration) and check every page the device wrote is logged\n"
             "      --json           one JSON object on stdout\n"
             "  -h, --help\n");
 }
@@ -50,6 +83,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "frames", required_argument, NULL, 'n' }, { "size", required_argument, NULL, 's' },
         { "pairs", required_argument, NULL, 'p' },  { "reps", required_argument, NULL, 'r' },
         { "timeout-ms", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
+        { "relay", no_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
     };
     char *end;
@@ -74,6 +108,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'r': o->reps = (unsigned)v; break;
         case 't': o->timeout_ms = (unsigned)v; break;
         case 'j': o->json = true; break;
+        case 'R': o->relay = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -129,6 +164,20 @@ int main(int argc, char **argv)
     vdrv_net_mac(drv, mac);
     fmt_mac(mac_text, mac);
 
+    struct log_reader lr = { 0 };
+    if (o.relay) {
+        uint64_t iova, size;
+        vdrv_guest_memory(drv, &iova, &size);
+        lr.words = dirty_log_words_for(iova + size);
+        lr.log = g_new0(uint64_t, lr.words);
+        lr.seen = g_new0(uint64_t, lr.words);
+        pthread_create(&lr.thread, NULL, log_reader_thread, &lr);
+        if (kernel_dev_set_dirty_log(dev, lr.log, true, &err) < 0) {
+            fprintf(stderr, "vdpa-traffic: %s: %s\n", o.node, err->message);
+            return 1;
+        }
+    }
+
     g_autofree double *fps = g_new(double, o.reps);
     struct vdrv_net_result total = { 0 };
     g_autofree struct vdrv_net_result *per_pair = g_new0(struct vdrv_net_result, o.pairs);
@@ -156,9 +205,32 @@ int main(int argc, char **argv)
     if (ret < 0)
         fprintf(stderr, "vdpa-traffic: %s: %s\n", o.node, err->message);
 
+    /* stop logging (vdpad drains the relay and flushes), then check the collected log */
+    uint64_t pages_checked = 0;
+    bool log_ok = true;
+    if (o.relay) {
+        g_autoptr(GError) log_err = NULL;
+        if (kernel_dev_set_dirty_log(dev, NULL, false, &log_err) < 0) {
+            fprintf(stderr, "vdpa-traffic: %s: %s\n", o.node, log_err->message);
+            log_ok = false;
+        }
+        atomic_store(&lr.stop, true);
+        pthread_join(lr.thread, NULL);
+        log_sweep(&lr);
+        g_clear_error(&log_err);
+        if (log_ok && vdrv_net_check_dirty_log(drv, lr.seen, lr.words, &pages_checked,
+                                               &log_err) < 0) {
+            fprintf(stderr, "vdpa-traffic: %s: dirty log: %s\n", o.node, log_err->message);
+            log_ok = false;
+        }
+        g_free(lr.log);
+        g_free(lr.seen);
+    }
+
     struct sample_summary sum;
     sample_summarize(fps, done, &sum);
-    bool clean = ret == 0 && total.lost == 0 && total.duplicated == 0 && total.corrupted == 0;
+    bool clean = ret == 0 && total.lost == 0 && total.duplicated == 0 && total.corrupted == 0 &&
+                 log_ok;
     if (o.json) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "node", json_object_new_string(o.node));
@@ -174,6 +246,10 @@ int main(int argc, char **argv)
         json_object_object_add(j, "fps_median", json_object_new_double(sum.median));
         json_object_object_add(j, "fps_min", json_object_new_double(sum.min));
         json_object_object_add(j, "fps_max", json_object_new_double(sum.max));
+        json_object_object_add(j, "relay", json_object_new_boolean(o.relay));
+        if (o.relay)
+            json_object_object_add(j, "dirty_pages_checked",
+                                   json_object_new_int64((int64_t)pages_checked));
         json_object_object_add(j, "result", json_object_new_string(clean ? "PASS" : "FAIL"));
         printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
         json_object_put(j);
@@ -181,9 +257,11 @@ int main(int argc, char **argv)
         printf("vdpa-traffic %s mac=%s size=%zu pairs=%u sent=%" G_GUINT64_FORMAT
                " received=%" G_GUINT64_FORMAT " lost=%" G_GUINT64_FORMAT " dup=%" G_GUINT64_FORMAT
                " corrupt=%" G_GUINT64_FORMAT " mfps_median=%.3f mfps_min=%.3f mfps_max=%.3f "
-               "result=%s\n", o.node, mac_text, o.size, o.pairs, total.sent, total.received,
+               "%s result=%s\n", o.node, mac_text, o.size, o.pairs, total.sent, total.received,
                total.lost, total.duplicated, total.corrupted, sum.median / 1e6, sum.min / 1e6,
-               sum.max / 1e6, clean ? "PASS" : "FAIL");
+               sum.max / 1e6, o.relay ? (log_ok ? "relay=on dirty_log=complete" : "relay=on dirty_log=MISSING")
+                                      : "relay=off",
+               clean ? "PASS" : "FAIL");
     }
     return clean ? 0 : 1;
 }

@@ -81,8 +81,7 @@ static int do_set_owner(struct request *r)
 
 static int do_set_log_base(struct request *r)
 {
-    return vdpad_fail(r->error, ENOTTY, "%s: SET_LOG_BASE: dirty logging is not offered "
-                      "(VHOST_F_LOG_ALL)", DEV(r));
+    return session_set_log_base(r->s, IN(r, uint64_t), r->error);
 }
 
 static int do_set_log_fd(struct request *r)
@@ -387,7 +386,7 @@ static const struct ioctl_entry ioctl_table[] = {
     ENTRY(VHOST_GET_BACKEND_FEATURES, do_get_backend_features, ANYONE),
     ENTRY(VHOST_SET_BACKEND_FEATURES, do_set_backend_features, ANYONE),
     ENTRY(VHOST_SET_OWNER, do_set_owner, ANYONE),
-    ENTRY(VHOST_SET_LOG_BASE, do_set_log_base, ANYONE),
+    ENTRY(VHOST_SET_LOG_BASE, do_set_log_base, OWNER),
     ENTRY(VHOST_SET_LOG_FD, do_set_log_fd, ANYONE),
     ENTRY(VHOST_SET_MEM_TABLE, do_set_mem_table, OWNER),
     ENTRY(VHOST_SET_VRING_NUM, do_set_vring_num, OWNER),

@@ -293,10 +293,11 @@ static void queue_ops_check_index_size_alignment_and_readiness(void **state)
     assert_int_equal(st.avail_index, 7);
     assert_int_equal(ops->set_vq_ready(dev, 0, true, NULL), 0);
     assert_true(ops->get_vq_ready(dev, 0));
-    /* a ready queue on a running (not suspended) device cannot be changed */
-    assert_int_equal(ops->set_vq_state(dev, 0, &st, &e4), -EBUSY);
-    assert_int_equal(ops->set_vq_num(dev, 0, 32, &e5), -EBUSY);
-    assert_non_null(strstr(e4->message, "queue 0"));
+    /* before DRIVER_OK nothing walks a ready queue: it may still change (a relay
+     * points it at a shadow ring then); a running queue may not (see below) */
+    assert_int_equal(ops->set_vq_state(dev, 0, &st, &e4), 0);
+    assert_int_equal(ops->set_vq_num(dev, 0, 32, &e5), 0);
+    assert_int_equal(ops->set_vq_num(dev, 0, 64, NULL), 0);
     assert_int_equal(ops->set_vq_ready(dev, 0, false, NULL), 0);
     assert_int_equal(ops->set_vq_state(dev, 0, &st, NULL), 0);
     /* kick and call eventfds are duplicated; a bad fd is refused */

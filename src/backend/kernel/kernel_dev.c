@@ -357,6 +357,25 @@ static void kd_free(struct vdpa_device *dev)
     g_free(k);
 }
 
+int kernel_dev_set_dirty_log(struct vdpa_device *dev, uint64_t *log, bool on, GError **error)
+{
+    struct kernel_dev *k = to_kdev(dev);
+    uint64_t features = k->driver_features;
+    int ret;
+
+    if (!(k->device_features & (1ull << VHOST_F_LOG_ALL)))
+        return vdpad_fail(error, EOPNOTSUPP, "%s (%s): the device does not offer "
+                          "VHOST_F_LOG_ALL", dev->name, k->path);
+    if (on) {
+        uint64_t base = (uint64_t)(uintptr_t)log;
+        if ((ret = kioctl(k, VHOST_SET_LOG_BASE, "SET_LOG_BASE", &base, error)) < 0)
+            return ret;
+        features |= 1ull << VHOST_F_LOG_ALL;
+    }
+    return kioctl(k, VHOST_SET_FEATURES, on ? "SET_FEATURES (log on)" : "SET_FEATURES (log off)",
+                  &features, error);
+}
+
 /* Three tables: suspend and resume are present only when the device offers them, because
  * the front derives the backend features it offers from which ops exist. */
 #define KERNEL_DEV_OPS_COMMON \

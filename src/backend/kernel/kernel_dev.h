@@ -12,8 +12,15 @@
 #pragma once
 
 #include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "backend/vdpa_device.h"
 
 /* Opens path (O_RDWR), becomes its owner and negotiates backend features. */
 struct vdpa_device *kernel_dev_open(const char *name, const char *path, GError **error);
+
+/* Dirty logging, as QEMU starts and stops it during a migration: SET_LOG_BASE with the
+ * address of a log in this process (vhost's layout, dirty_log.h), then SET_FEATURES with
+ * VHOST_F_LOG_ALL added; off: SET_FEATURES without it. Only vdpad's nodes offer it. */
+int kernel_dev_set_dirty_log(struct vdpa_device *dev, uint64_t *log, bool on, GError **error);

@@ -600,11 +600,12 @@ static int sim_check_changeable(struct sim *s, unsigned idx, const char *what, G
 {
     struct sim_vq *vq = &s->vqs[idx];
 
-    if (vq->ready && !s->suspended)
+    /* a queue the worker walks must not change under it; before DRIVER_OK, or while
+     * suspended, nothing walks it */
+    if (vq->started && !s->suspended)
         return vdpad_fail(error, EBUSY,
-                          "%s: queue %u: cannot set %s while the queue is ready and the "
-                          "device is not suspended",
-                          s->vdev.name, idx, what);
+                          "%s: queue %u: cannot set %s while the device is running it "
+                          "(suspend first)", s->vdev.name, idx, what);
     if (vq->started && !vq->restart) {
         vq->base = vq->vr.last_avail;
         vq->restart = true;

@@ -1,0 +1,2 @@
+src_libvdpad_a_SOURCES += \
+	src/shadow_vq/relay.c src/shadow_vq/relay.h
