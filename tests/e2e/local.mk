@@ -3,7 +3,8 @@
 # scripts/check runs them as root and counts a skip as a failure.
 E2E_TESTS = \
 	tests/e2e/dbus.sh \
-	tests/e2e/qemu_net.sh
+	tests/e2e/qemu_net.sh \
+	tests/e2e/libvirt_net.sh
 if ENABLE_E2E
 TESTS += $(E2E_TESTS)
 endif
