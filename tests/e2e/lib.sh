@@ -117,7 +117,7 @@ wait_console() {
   local name=$1 secs=$2 pat=$3 pidvar="QEMU_PID_$1"
   local deadline=$(( $(date +%s) + secs ))
   while ! grep -aqE "$pat" "$E2E_WORK/$name.console" 2>/dev/null; do
-    if ! kill -0 "${!pidvar}" 2>/dev/null; then
+    if proc_gone "${!pidvar}"; then
       grep -aqE "$pat" "$E2E_WORK/$name.console" 2>/dev/null && return 0
       die "QEMU $name exited before '$pat': $(tail -3 "$E2E_WORK/$name.qemu.log")"
     fi
@@ -132,9 +132,156 @@ console_line() { grep -aE "$2" "$E2E_WORK/$1.console" | tail -1 | tr -d '\r'; }
 # field LINE KEY — the value of KEY=value in a key=value line
 field() { sed -n "s/.*[[:space:]]$2=\([^[:space:]]*\).*/\1/p" <<<" $1"; }
 
+# proc_gone PID — PID runs no more: it is gone, or a zombie (a QEMU that libvirtd started
+# is not our child; it stays a zombie until its parent or init reaps it)
+proc_gone() {
+  local state
+  state=$(sed -n 's/^.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)
+  [ -z "$state" ] || [ "$state" = Z ]
+}
+
 # wait_exit PID SECONDS
 wait_exit() {
   local pid=$1 secs=$2
   for _ in $(seq $((secs * 10))); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }; sleep 0.1; done
   return 1
+}
+
+# ---- a private libvirtd (Debian's 9.0) without systemd ----------------------------------
+#
+# start_libvirtd NAME — libvirtd in its own mount namespace, where /etc/libvirt,
+# /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt and /run/libvirt are private
+# directories under $E2E_WORK/NAME. A tmpfs covers /run inside, so /run/libvirt need not
+# exist on the host, and the host's /run (a system libvirtd's sockets, D-Bus) stays out of
+# reach. The namespace gets a copy of the mounts of the moment and nothing propagates
+# later (the host's mounts are private): start vdpad BEFORE this, so its nodes are there
+# for libvirtd and QEMU. qemu.conf runs QEMU as root without namespaces, cgroups or a
+# security driver, and stdio_handler="file" (no virtlogd). libvirtd probes QEMU's
+# capabilities at its first start (about 8 s); the result is kept in $LIBVIRT_CAPS_CACHE
+# and seeded into later instances (libvirtd revalidates it: binaries' ctimes, kernel, CPU).
+# Sets LIBVIRTD_PID_<NAME>, LIBVIRTD_NS_<NAME> (pid of a process holding the namespace;
+# `nsenter -t PID -m` enters it) and LIBVIRTD_DIR_<NAME>. On exit, domains are destroyed,
+# QEMUs left in the namespace killed, libvirtd stopped and the namespace released.
+LIBVIRT_CAPS_CACHE=${LIBVIRT_CAPS_CACHE:-$top_builddir/tests/e2e/cache/libvirt-qemu-capabilities}
+
+# libvirt-daemon-system creates them; a machine without that package may lack them
+ensure_libvirt_users() {
+  getent group kvm >/dev/null || groupadd --system kvm || die "cannot create the group kvm"
+  getent passwd libvirt-qemu >/dev/null ||
+    useradd --system --gid kvm --home-dir /var/lib/libvirt --no-create-home \
+      --shell /usr/sbin/nologin libvirt-qemu || die "cannot create the user libvirt-qemu"
+}
+
+start_libvirtd() {
+  local name=$1 dir=$E2E_WORK/$1 d holder pid t0
+  for d in libvirtd virsh unshare nsenter qemu-system-x86_64; do
+    command -v "$d" >/dev/null || die "$d is not installed"
+  done
+  for d in /etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
+    [ -d "$d" ] || die "$d is missing (install libvirt-daemon-system)"
+  done
+  case $E2E_WORK/ in /run/*) die "E2E_WORK ($E2E_WORK) must not lie under /run: libvirtd's namespace covers /run" ;; esac
+  ensure_libvirt_users
+  mkdir -p "$dir"/{etc,run,lib,cache/qemu/capabilities,log/qemu}
+  cat >"$dir/etc/libvirtd.conf" <<EOC
+unix_sock_group = "root"
+unix_sock_rw_perms = "0770"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+log_outputs = "2:file:/var/log/libvirt/libvirtd.log"
+EOC
+  cat >"$dir/etc/qemu.conf" <<EOC
+user = "root"
+group = "root"
+namespaces = []
+security_driver = "none"
+cgroup_controllers = []
+stdio_handler = "file"
+EOC
+  show_on_fail "$dir/libvirtd.out" "$dir/log/libvirtd.log"
+
+  unshare --mount --propagation private sleep infinity &
+  holder=$!
+  printf -v "LIBVIRTD_NS_$name" %s "$holder"
+  printf -v "LIBVIRTD_DIR_$name" %s "$dir"
+  on_exit "stop_libvirtd $name"
+  wait_for 5 "mount namespace" _in_own_mntns "$holder" || die "unshare --mount did not start"
+  nsenter -t "$holder" -m sh -ec "
+    mount -t tmpfs -o mode=0755 e2e-run /run
+    mkdir /run/libvirt
+    mount --bind '$dir/run' /run/libvirt
+    mount --bind '$dir/etc' /etc/libvirt
+    mount --bind '$dir/lib' /var/lib/libvirt
+    mount --bind '$dir/cache' /var/cache/libvirt
+    mount --bind '$dir/log' /var/log/libvirt" || die "private mounts for libvirtd $name failed"
+
+  [ -d "$LIBVIRT_CAPS_CACHE" ] && cp -p "$LIBVIRT_CAPS_CACHE"/*.xml "$dir/cache/qemu/capabilities/" 2>/dev/null
+  t0=$(date +%s%N)
+  nsenter -t "$holder" -m libvirtd -p /run/libvirt/libvirtd.pid >"$dir/libvirtd.out" 2>&1 &
+  pid=$!   # nsenter execs libvirtd: this is libvirtd's pid
+  printf -v "LIBVIRTD_PID_$name" %s "$pid"
+  local deadline=$(( $(date +%s) + 60 ))
+  until [ -S "$dir/run/libvirt-sock" ] && vsh "$name" version >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || die "libvirtd $name exited: $(tail -3 "$dir/libvirtd.out")"
+    [ "$(date +%s)" -lt "$deadline" ] || die "libvirtd $name did not answer within 60 s"
+    sleep 0.1
+  done
+  log "libvirtd $name up in $(( ($(date +%s%N) - t0) / 1000000 )) ms (pid $pid)"
+  _save_caps_cache "$dir/cache/qemu/capabilities"
+}
+
+_in_own_mntns() { [ "$(readlink "/proc/$1/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ]; }
+
+# keeps what libvirtd probed when it differs from the cache (replaced whole, by rename)
+_save_caps_cache() {
+  local src=$1 tmp=$LIBVIRT_CAPS_CACHE.tmp.$$
+  ls "$src"/*.xml >/dev/null 2>&1 || return 0
+  diff -rq "$src" "$LIBVIRT_CAPS_CACHE" >/dev/null 2>&1 && return 0
+  rm -rf "$tmp"
+  mkdir -p "$tmp" && cp -p "$src"/*.xml "$tmp/" || { rm -rf "$tmp"; return 0; }
+  rm -rf "$LIBVIRT_CAPS_CACHE" && mv "$tmp" "$LIBVIRT_CAPS_CACHE"
+}
+
+stop_libvirtd() {
+  local name=$1 pidvar="LIBVIRTD_PID_$1" nsvar="LIBVIRTD_NS_$1" d p mntns
+  local pid=${!pidvar:-} holder=${!nsvar:-}
+  [ -n "$holder" ] || return 0
+  mntns=$(readlink "/proc/$holder/ns/mnt")
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    for d in $(timeout 10 virsh -q -c "$(libvirtd_uri "$name")" list --all --name); do
+      timeout 10 virsh -q -c "$(libvirtd_uri "$name")" destroy "$d"
+      timeout 10 virsh -q -c "$(libvirtd_uri "$name")" undefine "$d"
+    done
+  fi
+  # a QEMU libvirtd could not destroy, still in our namespace
+  for p in $(pgrep -x qemu-system-x86 || true); do
+    [ -n "$mntns" ] && [ "$(readlink "/proc/$p/ns/mnt")" = "$mntns" ] && kill -KILL "$p"
+  done
+  if [ -n "$pid" ]; then
+    kill -TERM "$pid"
+    wait_exit "$pid" 5 || { kill -KILL "$pid"; wait "$pid"; }
+  fi
+  kill -TERM "$holder"; wait "$holder"
+  printf -v "LIBVIRTD_NS_$name" %s ""
+  printf -v "LIBVIRTD_PID_$name" %s ""
+}
+
+# libvirtd_uri NAME — the URI of that libvirtd (its socket is reachable from outside)
+libvirtd_uri() { local dirvar="LIBVIRTD_DIR_$1"; echo "qemu+unix:///system?socket=${!dirvar}/run/libvirt-sock"; }
+
+# vsh NAME ARGS... — virsh on that libvirtd
+vsh() { local name=$1; shift; virsh -q -c "$(libvirtd_uri "$name")" "$@"; }
+
+# start_domain NAME DOM — `virsh start DOM` on libvirtd NAME; then QEMU_PID_<DOM> is QEMU's
+# pid and $E2E_WORK/DOM.qemu.log its log, so wait_console DOM works when the domain's
+# serial console is the file $E2E_WORK/DOM.console.
+start_domain() {
+  local name=$1 dom=$2 dirvar="LIBVIRTD_DIR_$1" out
+  local dir=${!dirvar}
+  ln -sf "$dir/log/qemu/$dom.log" "$E2E_WORK/$dom.qemu.log"
+  show_on_fail "$E2E_WORK/$dom.console" "$dir/log/qemu/$dom.log"
+  out=$(vsh "$name" start "$dom" 2>&1) || die "virsh start $dom failed: $out"
+  wait_for 10 "QEMU pid file" test -s "$dir/run/qemu/$dom.pid" ||
+    die "no pid file for $dom after virsh start"
+  printf -v "QEMU_PID_$dom" %s "$(cat "$dir/run/qemu/$dom.pid")"
 }
