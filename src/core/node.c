@@ -16,6 +16,8 @@ struct node_registry {
     GHashTable *nodes; /* name -> struct vdpa_node */
     GArray *observers; /* struct observer */
     char *own_dir;
+    node_state_fetcher fetcher;
+    void *fetcher_opaque;
 };
 
 static void notify(struct node_registry *reg, struct vdpa_node *node, enum node_event ev)
@@ -26,9 +28,29 @@ static void notify(struct node_registry *reg, struct vdpa_node *node, enum node_
     }
 }
 
+static void clear_stop(struct node_stop_record *stop)
+{
+    g_free(stop->bases);
+    g_free(stop->started);
+    uint64_t gen = stop->generation;
+    *stop = (struct node_stop_record){ .generation = gen };
+}
+
+void node_cancel_incoming(struct vdpa_node *node)
+{
+    if (!node->incoming)
+        return;
+    g_free(node->incoming->source);
+    g_free(node->incoming->device);
+    g_clear_pointer(&node->incoming, g_free);
+}
+
 static void node_free(struct vdpa_node *node)
 {
     g_clear_pointer(&node->session, session_free);
+    clear_stop(&node->stop);
+    node_cancel_incoming(node);
+    g_free(node->last_failure);
     vdpa_device_free(node->dev);
     device_spec_free(node->spec);
     g_free(node->name);
@@ -149,6 +171,7 @@ int node_registry_create(struct node_registry *reg, const char *spec_text,
     node->spec = g_steal_pointer(&spec);
     node->dev = dev;
     node->created_us = g_get_real_time();
+    node->reg = reg;
     g_hash_table_insert(reg->nodes, node->name, node);
     g_info("%s: created (%s, backend %s)", node->name, node->spec->text, dev->backend);
     notify(reg, node, NODE_ADDED);
@@ -198,6 +221,86 @@ GPtrArray *node_registry_list(struct node_registry *reg)
     return all;
 }
 
+/* ------------------------------------------------------------------ session events */
+
+static void on_mode_changed(void *opaque, enum session_mode mode, double switch_ms)
+{
+    struct vdpa_node *node = opaque;
+
+    node->mode = mode;
+    node->mode_switch_ms = switch_ms;
+    notify(node->reg, node, NODE_MODE_CHANGED);
+}
+
+static void on_stopped(void *opaque, const uint16_t *bases, const bool *started, unsigned n)
+{
+    struct vdpa_node *node = opaque;
+    struct node_stop_record *st = &node->stop;
+
+    clear_stop(st);
+    st->valid = true;
+    st->generation++;
+    st->stopped_us = g_get_real_time();
+    st->features = node->dev->ops->get_driver_features(node->dev);
+    st->logging = session_logging(node->session);
+    st->has_net = session_net_state(node->session, &st->net);
+    st->nvqs = n;
+    st->bases = g_memdup(bases, n * sizeof(*bases));
+    st->started = g_memdup(started, n * sizeof(*started));
+    if (st->logging)
+        g_message("%s: stopped for a migration; its state is final", node->name);
+    node->mode = SESSION_PASSTHROUGH;
+    notify(node->reg, node, NODE_STOPPED);
+}
+
+static void on_state_restored(void *opaque, unsigned commands, double ms)
+{
+    struct vdpa_node *node = opaque;
+
+    node->restored_commands = commands;
+    node->restored_ms = ms;
+    node_cancel_incoming(node);
+    notify(node->reg, node, NODE_RESTORED);
+}
+
+static void on_migration_failed(void *opaque, const char *why)
+{
+    struct vdpa_node *node = opaque;
+
+    g_free(node->last_failure);
+    node->last_failure = g_strdup(why);
+    notify(node->reg, node, NODE_MIGRATION_FAILED);
+}
+
+/* A prepared destination asks the source; a source that stopped for a migration and
+ * starts again (the migration failed after the stop) restores its own last state. */
+static int on_fetch_restore(void *opaque, struct net_state *st, GError **error)
+{
+    struct vdpa_node *node = opaque;
+    struct node_registry *reg = node->reg;
+
+    if (node->incoming) {
+        if (!reg->fetcher)
+            return vdpad_fail(error, ENOTCONN, "%s: prepared to receive a migration from %s, "
+                              "but this vdpad has no migration channel (--migration-listen)",
+                              node->name, node->incoming->source);
+        return reg->fetcher(reg->fetcher_opaque, node, node->incoming, st, error);
+    }
+    if (node->stop.valid && node->stop.logging && node->stop.has_net) {
+        *st = node->stop.net;
+        return 1;
+    }
+    return 0;
+}
+
+static const struct session_events node_session_events = {
+    .mode_changed = on_mode_changed,
+    .stopped = on_stopped,
+    .state_restored = on_state_restored,
+    .migration_failed = on_migration_failed,
+    .fetch_restore = on_fetch_restore,
+};
+
 int node_open(struct node_registry *reg, struct vdpa_node *node, pid_t opener,
               const struct session_mem_ops *mem, void *mem_opaque, GError **error)
 {
@@ -207,6 +310,12 @@ int node_open(struct node_registry *reg, struct vdpa_node *node, pid_t opener,
     node->session = session_new(node->dev, opener, mem, mem_opaque, error);
     if (!node->session)
         return vdpad_error_errno(error ? *error : NULL);
+    struct session_events ev = node_session_events;
+    ev.opaque = node;
+    session_set_events(node->session, &ev);
+    if (node->incoming)
+        session_expect_restore(node->session);
+    node->mode = SESSION_PASSTHROUGH;
     g_info("%s: opened by pid %d", node->name, (int)opener);
     notify(reg, node, NODE_OPENED);
     return 0;
@@ -225,4 +334,30 @@ void node_close(struct node_registry *reg, struct vdpa_node *node)
 void node_changed(struct node_registry *reg, struct vdpa_node *node)
 {
     notify(reg, node, NODE_CHANGED);
+}
+
+void node_registry_set_fetcher(struct node_registry *reg, node_state_fetcher fn, void *opaque)
+{
+    reg->fetcher = fn;
+    reg->fetcher_opaque = opaque;
+}
+
+int node_prepare_incoming(struct node_registry *reg, struct vdpa_node *node, const char *source,
+                          const char *device, GError **error)
+{
+    if (node->session && (session_get_status(node->session) & 0x4 /* DRIVER_OK */))
+        return vdpad_fail(error, EBUSY, "%s: a client runs the device; prepare it before the "
+                          "destination starts", node->name);
+    if (!source || !*source || !device || !device_name_valid(device))
+        return vdpad_fail(error, EINVAL, "%s: prepare-incoming needs the source as host:port "
+                          "and a valid device name", node->name);
+    node_cancel_incoming(node);
+    node->incoming = g_new0(struct node_incoming, 1);
+    node->incoming->source = g_strdup(source);
+    node->incoming->device = g_strdup(device);
+    if (node->session)
+        session_expect_restore(node->session);
+    g_message("%s: prepared to receive %s's state from %s", node->name, device, source);
+    notify(reg, node, NODE_CHANGED);
+    return 0;
 }

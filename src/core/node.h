@@ -16,12 +16,45 @@
 #include "core/device_spec.h"
 #include "core/session.h"
 
+struct node_registry;
+
+/* The device as it stood the last time it stopped from DRIVER_OK: what a migration's
+ * destination restores. */
+struct node_stop_record {
+    bool valid;
+    uint64_t generation;   /* increases with every stop */
+    gint64 stopped_us;     /* g_get_real_time() */
+    uint64_t features;     /* negotiated */
+    bool logging;          /* dirty logging was on: a migration's stop */
+    bool has_net;
+    struct net_state net;
+    unsigned nvqs;
+    uint16_t *bases;       /* per queue: next avail index, for started queues */
+    bool *started;
+};
+
+/* A destination prepared for a migration: where the state comes from. */
+struct node_incoming {
+    char *source;          /* "host:port" of the source vdpad's migration listener */
+    char *device;          /* the device's name there */
+};
+
 struct vdpa_node {
     char *name;
     struct device_spec *spec;  /* what it was created from */
     struct vdpa_device *dev;   /* owned */
     struct session *session;   /* while open, else NULL */
     gint64 created_us;         /* g_get_real_time() at creation */
+    struct node_registry *reg;
+
+    struct node_stop_record stop;
+    struct node_incoming *incoming; /* until the restore is done */
+    /* the last migration events, for observers */
+    enum session_mode mode;
+    double mode_switch_ms;
+    unsigned restored_commands;
+    double restored_ms;
+    char *last_failure;
 };
 
 struct node_registry;
@@ -32,8 +65,17 @@ enum node_event {
     NODE_REMOVED, /* called before the node is freed */
     NODE_OPENED,
     NODE_CLOSED,
-    NODE_CHANGED, /* features, status, mode... */
+    NODE_CHANGED, /* features, status, owner */
+    NODE_MODE_CHANGED,      /* node->mode, node->mode_switch_ms */
+    NODE_STOPPED,           /* node->stop */
+    NODE_RESTORED,          /* node->restored_commands, node->restored_ms */
+    NODE_MIGRATION_FAILED,  /* node->last_failure */
 };
+
+/* Fetches the state a prepared destination restores (the migration channel). */
+typedef int (*node_state_fetcher)(void *opaque, struct vdpa_node *node,
+                                  const struct node_incoming *from, struct net_state *out,
+                                  GError **error);
 
 typedef void (*node_observer_fn)(struct vdpa_node *node, enum node_event event, void *data);
 
@@ -67,3 +109,13 @@ int node_open(struct node_registry *reg, struct vdpa_node *node, pid_t opener,
 void node_close(struct node_registry *reg, struct vdpa_node *node);
 /* Tells observers the node's state changed. */
 void node_changed(struct node_registry *reg, struct vdpa_node *node);
+
+/* How prepared destinations fetch their state (set by the migration module). */
+void node_registry_set_fetcher(struct node_registry *reg, node_state_fetcher fn, void *opaque);
+
+/* Prepares the node as a migration's destination: the next start restores the state of
+ * device `device` from the vdpad at `source` (host:port) before its data queues start.
+ * -EBUSY while a started session runs. */
+int node_prepare_incoming(struct node_registry *reg, struct vdpa_node *node, const char *source,
+                          const char *device, GError **error);
+void node_cancel_incoming(struct vdpa_node *node);

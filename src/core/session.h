@@ -60,6 +60,11 @@ struct session_events {
     void (*stopped)(void *opaque, const uint16_t *bases, const bool *started, unsigned n);
     void (*state_restored)(void *opaque, unsigned commands, double ms);
     void (*migration_failed)(void *opaque, const char *why);
+    /* Called at DRIVER_OK when the session expects a restore (session_expect_restore):
+     * fills *st and returns 1, returns 0 when there is nothing to restore, or a negative
+     * errno (with *error) to refuse the start: a device must not start in the wrong state.
+     * May block briefly (the destination asks the source). */
+    int (*fetch_restore)(void *opaque, struct net_state *st, GError **error);
     void *opaque;
 };
 
@@ -89,9 +94,12 @@ int session_set_log_base(struct session *s, uint64_t addr, GError **error);
 enum session_mode session_mode(struct session *s);
 /* The net state the driver set; false when there is none (not net, not started). */
 bool session_net_state(struct session *s, struct net_state *out);
-/* Destination of a migration: replay st into the device at DRIVER_OK, before the data
- * queues start. */
-void session_set_restore(struct session *s, const struct net_state *st);
+/* The next start restores a device state (fetch_restore): the destination of a migration,
+ * or a source that resumes after stopping for one. The data queues are held back until
+ * the state is replayed through the control queue. */
+void session_expect_restore(struct session *s);
+/* Whether dirty logging is on (a migration runs). */
+bool session_logging(struct session *s);
 /* Dirty pages logged so far (marks, not distinct pages), for monitoring. */
 uint64_t session_dirty_marks(struct session *s);
 

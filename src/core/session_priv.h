@@ -61,8 +61,7 @@ struct session {
     GMutex net_lock;
     struct net_state net;    /* what the driver set through the control queue */
     bool net_valid;
-    struct net_state *restore; /* destination: state to replay before data starts */
-    bool restore_pending;      /* data queue enables held back until it is replayed */
+    bool restore_pending;      /* data queue enables held back until a state is replayed */
     struct session_events events;
 };
 

@@ -368,17 +368,24 @@ int session_relay_after_driver_ok(struct session *s, GError **error)
 {
     if (!s->restore_pending)
         return 0;
-    /* destination: replay the source's state, then let the data queues start */
+    /* replay the state, then let the data queues start */
     gint64 t0 = g_get_monotonic_time();
     g_autofree struct net_ctrl_cmd *cmds = g_new(struct net_ctrl_cmd, NET_STATE_REPLAY_MAX);
+    g_autofree struct net_state *st = g_new0(struct net_state, 1);
     unsigned n = 0;
-    int ret = 0;
+    int ret = 0, have = 0;
 
-    if (s->cvq != UINT_MAX)
-        n = net_state_replay(s->restore, s->negotiated, cmds, NET_STATE_REPLAY_MAX);
-    else
-        g_message("%s: no control queue negotiated: nothing of the migrated state can be "
+    if (s->events.fetch_restore)
+        have = s->events.fetch_restore(s->events.opaque, st, error);
+    if (have < 0) {
+        ret = have;
+        vdpad_prefix_error(error, "%s: the state to restore: ", DEV_NAME(s));
+    } else if (have && s->cvq != UINT_MAX) {
+        n = net_state_replay(st, s->negotiated, cmds, NET_STATE_REPLAY_MAX);
+    } else if (have) {
+        g_message("%s: no control queue negotiated: nothing of the device state can be "
                   "replayed", DEV_NAME(s));
+    }
     for (unsigned i = 0; i < n && ret == 0; i++) {
         uint8_t buf[2 + 2 * (4 + NET_STATE_MAC_TABLE_MAX * 6) + 8], ack;
         size_t len = net_ctrl_encode(&cmds[i], buf, sizeof(buf));
@@ -389,19 +396,26 @@ int session_relay_after_driver_ok(struct session *s, GError **error)
                              cmds[i].cmd);
     }
     s->restore_pending = false;
+    if (ret < 0) {
+        /* never run the guest's traffic on a device in the wrong state: the data queues
+         * stay disabled */
+        g_warning("%s: %s; the data queues stay stopped", DEV_NAME(s), (*error)->message);
+        if (s->events.migration_failed)
+            s->events.migration_failed(s->events.opaque, (*error)->message);
+        return ret;
+    }
     for (unsigned i = 0; i < s->nvqs && ret == 0; i++)
         if (i != s->cvq && s->vq[i].ready)
             ret = s->dev->ops->set_vq_ready(s->dev, i, true, error);
     double ms = ms_since(t0);
-    if (ret < 0) {
-        if (s->events.migration_failed)
-            s->events.migration_failed(s->events.opaque, (*error)->message);
-        return vdpad_prefix_error(error, "%s: restoring the migrated state: ", DEV_NAME(s));
+    if (ret < 0)
+        return vdpad_prefix_error(error, "%s: starting the data queues after the restore: ",
+                                  DEV_NAME(s));
+    if (have) {
+        g_message("%s: restored the device state (%u commands) in %.3f ms", DEV_NAME(s), n, ms);
+        if (s->events.state_restored)
+            s->events.state_restored(s->events.opaque, n, ms);
     }
-    g_message("%s: restored the migrated device state (%u commands) in %.3f ms", DEV_NAME(s), n,
-              ms);
-    if (s->events.state_restored)
-        s->events.state_restored(s->events.opaque, n, ms);
     return 0;
 }
 
@@ -429,7 +443,6 @@ void session_relay_free(struct session *s)
 {
     g_clear_pointer(&s->relay, relay_free);
     g_clear_pointer(&s->log, dirty_log_free);
-    g_free(s->restore);
     g_mutex_clear(&s->net_lock);
 }
 
@@ -450,12 +463,14 @@ bool session_net_state(struct session *s, struct net_state *out)
     return valid;
 }
 
-void session_set_restore(struct session *s, const struct net_state *st)
+void session_expect_restore(struct session *s)
 {
-    g_free(s->restore);
-    s->restore = g_new(struct net_state, 1);
-    *s->restore = *st;
     s->restore_pending = true;
+}
+
+bool session_logging(struct session *s)
+{
+    return s->log_all;
 }
 
 void session_set_events(struct session *s, const struct session_events *events)

@@ -143,6 +143,10 @@ static void on_node_event(struct vdpa_node *node, enum node_event event, void *d
     case NODE_OPENED:
     case NODE_CLOSED:
     case NODE_CHANGED:
+    case NODE_MODE_CHANGED:
+    case NODE_STOPPED:
+    case NODE_RESTORED:
+    case NODE_MIGRATION_FAILED:
         announce_changes(svc, node);
         break;
     }

@@ -9,8 +9,7 @@
 
 const char *device_props_mode(const struct vdpa_node *node)
 {
-    /* Every session is passthrough until the relay exists; it will ask the session. */
-    return "passthrough";
+    return node->session && node->mode == SESSION_RELAY ? "relay" : "passthrough";
 }
 
 static bool is_net(struct vdpa_device *dev)
