@@ -124,6 +124,13 @@ static void complete_call(struct qmp_client *c, struct qmp_call *call)
         g_queue_push_tail(&c->completed, call);
 }
 
+static gint compare_ids(gconstpointer a, gconstpointer b)
+{
+    guint64 x = ((const struct qmp_call *)a)->id, y = ((const struct qmp_call *)b)->id;
+
+    return x < y ? -1 : x > y;
+}
+
 /* Marks the connection ended for why (once); every call waiting for a reply fails. */
 static void close_connection(struct qmp_client *c, int errnum, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
@@ -145,7 +152,8 @@ static void close_connection(struct qmp_client *c, int errnum, const char *fmt, 
     c->fd = -1;
     g_byte_array_set_size(c->out, 0);
 
-    g_autoptr(GList) waiting = g_hash_table_get_values(c->calls);
+    /* failed in the order they were sent */
+    g_autoptr(GList) waiting = g_list_sort(g_hash_table_get_values(c->calls), compare_ids);
     g_hash_table_steal_all(c->calls);
     for (GList *l = waiting; l; l = l->next) {
         struct qmp_call *call = l->data;

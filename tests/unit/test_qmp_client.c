@@ -428,8 +428,7 @@ static void async_timeout_and_close_reach_every_callback(void **state)
     struct fixture *f = *state;
     g_autoptr(GMainContext) ctx = g_main_context_new();
     struct loop_log log = { .lines = g_ptr_array_new_with_free_func(g_free) };
-    struct pending slow = { &log, "query-status" }, doomed = { &log, "query-version" },
-                   after = { &log, "query-name" };
+    struct pending slow = { &log, "query-status" }, after = { &log, "query-name" };
 
     qmp_client_attach(f->qmp, ctx, on_event, on_closed, &log);
     qemu_proc_signal(f->qemu, SIGSTOP);
@@ -440,26 +439,36 @@ static void async_timeout_and_close_reach_every_callback(void **state)
     assert_true(elapsed_ms(start) >= 190);
     assert_contains(log.lines->pdata[0], "no reply to query-status in time");
 
+    /* commands pending when QEMU dies fail in the order they were sent, then on_closed */
+    static const char *const doomed_cmds[] = { "query-version", "query-uuid", "query-kvm",
+                                               "query-iothreads", "query-commands",
+                                               "query-machines" };
+    struct pending doomed[G_N_ELEMENTS(doomed_cmds)];
     qmp_client_set_timeout(f->qmp, 20000);
-    qmp_client_execute_async(f->qmp, "query-version", NULL, on_done, &doomed);
+    for (size_t i = 0; i < G_N_ELEMENTS(doomed_cmds); i++) {
+        doomed[i] = (struct pending){ &log, doomed_cmds[i] };
+        qmp_client_execute_async(f->qmp, doomed_cmds[i], NULL, on_done, &doomed[i]);
+    }
     qemu_proc_signal(f->qemu, SIGKILL);
-    iterate_until(ctx, &doomed.done, 5000);
+    iterate_until(ctx, &doomed[G_N_ELEMENTS(doomed) - 1].done, 5000);
     for (int i = 0; i < 20 && !log.closed; i++)
         g_main_context_iteration(ctx, FALSE);
     assert_int_equal(log.closed, 1);
-    assert_int_equal(log.lines->len, 3);
+    assert_int_equal(log.lines->len, 2 + G_N_ELEMENTS(doomed));
     g_autofree char *closed = g_strdup_printf("QMP socket %s closed", f->qemu->qmp_path);
-    g_autofree char *done_line = g_strdup_printf(
-        "done query-version: error %s before replying to query-version", closed);
-    assert_string_equal(log.lines->pdata[1], done_line);
+    for (size_t i = 0; i < G_N_ELEMENTS(doomed); i++) {
+        g_autofree char *done_line = g_strdup_printf("done %s: error %s before replying to %s",
+                                                     doomed_cmds[i], closed, doomed_cmds[i]);
+        assert_string_equal(log.lines->pdata[1 + i], done_line);
+    }
     g_autofree char *closed_line = g_strdup_printf("closed: %s", closed);
-    assert_string_equal(log.lines->pdata[2], closed_line);
+    assert_string_equal(log.lines->pdata[1 + G_N_ELEMENTS(doomed)], closed_line);
 
     /* a command on the closed client completes (with the error) from the loop too */
     qmp_client_execute_async(f->qmp, "query-name", NULL, on_done, &after);
     assert_false(after.done);
     iterate_until(ctx, &after.done, 1000);
-    assert_contains(log.lines->pdata[3], "cannot run query-name");
+    assert_contains(log.lines->pdata[log.lines->len - 1], "cannot run query-name");
     assert_int_equal(log.closed, 1);
     qmp_client_detach(f->qmp);
     g_ptr_array_unref(log.lines);
