@@ -1,0 +1,12 @@
+# tests/unit/migration.mk — the device-state codec, the channel's messages, the TLS channel
+UNIT_TESTS += tests/unit/test_device_state tests/unit/test_mig_msg tests/unit/test_mig_channel
+tests_unit_test_device_state_SOURCES = tests/unit/test_device_state.c
+tests_unit_test_device_state_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_device_state_LDADD = $(UNIT_LIBS)
+tests_unit_test_mig_msg_SOURCES = tests/unit/test_mig_msg.c
+tests_unit_test_mig_msg_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_mig_msg_LDADD = $(UNIT_LIBS)
+tests_unit_test_mig_channel_SOURCES = tests/unit/test_mig_channel.c \
+	tests/unit/mig_test_pki.c tests/unit/mig_test_pki.h
+tests_unit_test_mig_channel_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_mig_channel_LDADD = $(UNIT_LIBS)
