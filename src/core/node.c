@@ -42,6 +42,7 @@ void node_cancel_incoming(struct vdpa_node *node)
         return;
     g_free(node->incoming->source);
     g_free(node->incoming->device);
+    g_free(node->incoming->token);
     g_clear_pointer(&node->incoming, g_free);
 }
 
@@ -240,6 +241,7 @@ static void on_stopped(void *opaque, const uint16_t *bases, const bool *started,
     clear_stop(st);
     st->valid = true;
     st->generation++;
+    memcpy(st->token, node->token, sizeof(st->token));
     st->stopped_us = g_get_real_time();
     st->features = node->dev->ops->get_driver_features(node->dev);
     st->logging = session_logging(node->session);
@@ -313,6 +315,8 @@ int node_open(struct node_registry *reg, struct vdpa_node *node, pid_t opener,
     struct session_events ev = node_session_events;
     ev.opaque = node;
     session_set_events(node->session, &ev);
+    for (int i = 0; i < 4; i++)
+        g_snprintf(node->token + i * 8, 9, "%08x", g_random_int());
     if (node->incoming)
         session_expect_restore(node->session);
     node->mode = SESSION_PASSTHROUGH;
@@ -343,18 +347,20 @@ void node_registry_set_fetcher(struct node_registry *reg, node_state_fetcher fn,
 }
 
 int node_prepare_incoming(struct node_registry *reg, struct vdpa_node *node, const char *source,
-                          const char *device, GError **error)
+                          const char *device, const char *token, GError **error)
 {
     if (node->session && (session_get_status(node->session) & 0x4 /* DRIVER_OK */))
         return vdpad_fail(error, EBUSY, "%s: a client runs the device; prepare it before the "
                           "destination starts", node->name);
-    if (!source || !*source || !device || !device_name_valid(device))
-        return vdpad_fail(error, EINVAL, "%s: prepare-incoming needs the source as host:port "
-                          "and a valid device name", node->name);
+    if (!source || !*source || !device || !device_name_valid(device) || !token || !*token ||
+        strlen(token) > 128)
+        return vdpad_fail(error, EINVAL, "%s: prepare-incoming needs the source as host:port, "
+                          "a valid device name and the source session's token", node->name);
     node_cancel_incoming(node);
     node->incoming = g_new0(struct node_incoming, 1);
     node->incoming->source = g_strdup(source);
     node->incoming->device = g_strdup(device);
+    node->incoming->token = g_strdup(token);
     if (node->session)
         session_expect_restore(node->session);
     g_message("%s: prepared to receive %s's state from %s", node->name, device, source);

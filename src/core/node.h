@@ -23,6 +23,7 @@ struct node_registry;
 struct node_stop_record {
     bool valid;
     uint64_t generation;   /* increases with every stop */
+    char token[33];        /* the session's token */
     gint64 stopped_us;     /* g_get_real_time() */
     uint64_t features;     /* negotiated */
     bool logging;          /* dirty logging was on: a migration's stop */
@@ -37,6 +38,7 @@ struct node_stop_record {
 struct node_incoming {
     char *source;          /* "host:port" of the source vdpad's migration listener */
     char *device;          /* the device's name there */
+    char *token;           /* the source session's token */
 };
 
 struct vdpa_node {
@@ -46,6 +48,9 @@ struct vdpa_node {
     struct session *session;   /* while open, else NULL */
     gint64 created_us;         /* g_get_real_time() at creation */
     struct node_registry *reg;
+    /* Ties a migration's destination to this session: a fresh random token per session
+     * (not a credential: the channel's TLS is). */
+    char token[33];
 
     struct node_stop_record stop;
     struct node_incoming *incoming; /* until the restore is done */
@@ -114,8 +119,8 @@ void node_changed(struct node_registry *reg, struct vdpa_node *node);
 void node_registry_set_fetcher(struct node_registry *reg, node_state_fetcher fn, void *opaque);
 
 /* Prepares the node as a migration's destination: the next start restores the state of
- * device `device` from the vdpad at `source` (host:port) before its data queues start.
- * -EBUSY while a started session runs. */
+ * device `device` (session `token`) from the vdpad at `source` (host:port) before its
+ * data queues start. -EBUSY while a started session runs. */
 int node_prepare_incoming(struct node_registry *reg, struct vdpa_node *node, const char *source,
-                          const char *device, GError **error);
+                          const char *device, const char *token, GError **error);
 void node_cancel_incoming(struct vdpa_node *node);

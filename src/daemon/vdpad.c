@@ -11,6 +11,7 @@
 
 #include "core/node.h"
 #include "dbus/dbus_service.h"
+#include "migration/mig_service.h"
 #include "util/error.h"
 #include "util/fd.h"
 #include "util/log.h"
@@ -25,6 +26,9 @@ struct options {
     gboolean foreground;
     char *log_level;
     char *bus;
+    char *migration_listen;
+    char *pki_dir;
+    char **allowed_dns;
     gboolean version;
 };
 
@@ -135,6 +139,7 @@ struct daemon {
     int lock_fd;
     struct node_registry *reg;
     struct fuse_front *front;
+    struct mig_service *mig;
     struct dbus_service *svc;
 };
 
@@ -142,6 +147,7 @@ static void daemon_teardown(struct daemon *d)
 {
     /* D-Bus first, then the sessions (devices reset) and the mount, then the devices. */
     g_clear_pointer(&d->svc, dbus_service_stop);
+    g_clear_pointer(&d->mig, mig_service_stop);
     g_clear_pointer(&d->front, fuse_front_free);
     g_clear_pointer(&d->reg, node_registry_free);
     if (d->lock_fd >= 0)
@@ -175,10 +181,22 @@ static int daemon_setup(struct daemon *d, struct options *opt, const char *dir, 
     d->front = fuse_front_new(dir, d->reg, error);
     if (!d->front)
         return -EIO;
+    /* the channel needs certificates; without any migration option vdpad runs without it
+     * (a destination then cannot restore, and says so) */
+    if (opt->migration_listen || opt->pki_dir) {
+        struct mig_service_config mcfg = {
+            .listen = opt->migration_listen, .pki_dir = opt->pki_dir,
+            .allowed_dns = (const char *const *)opt->allowed_dns,
+        };
+        d->mig = mig_service_start(d->reg, &mcfg, error);
+        if (!d->mig)
+            return -EIO;
+    }
     if (!no_bus) {
         d->svc = dbus_service_start(bus, d->reg, d->front, error);
         if (!d->svc)
             return -EIO;
+        dbus_service_set_migration(d->svc, d->mig);
     }
     return 0;
 }
@@ -243,6 +261,16 @@ int main(int argc, char **argv)
           "error, warning, message (default), info or debug", "LEVEL" },
         { "bus", 0, 0, G_OPTION_ARG_STRING, &opt.bus,
           "D-Bus to serve on: system (default), session or none", "BUS" },
+        { "migration-listen", 0, 0, G_OPTION_ARG_STRING, &opt.migration_listen,
+          "Serve device states to migration destinations on HOST:PORT (mutual TLS)",
+          "HOST:PORT" },
+        { "pki-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt.pki_dir,
+          "Certificates for the migration channel in libvirt's file names (cacert.pem, "
+          "servercert.pem, private/serverkey.pem, clientcert.pem, private/clientkey.pem); "
+          "default: libvirt's own /etc/pki layout", "DIR" },
+        { "migration-allowed-dn", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt.allowed_dns,
+          "Admit only destinations whose certificate DN matches PATTERN (repeatable; "
+          "* and ? wildcards, as libvirt's tls_allowed_dn_list)", "PATTERN" },
         { "version", 0, 0, G_OPTION_ARG_NONE, &opt.version, "Print the version and exit", NULL },
         { NULL },
     };
@@ -282,5 +310,8 @@ int main(int argc, char **argv)
     g_strfreev(opt.devices);
     g_free(opt.log_level);
     g_free(opt.bus);
+    g_free(opt.migration_listen);
+    g_free(opt.pki_dir);
+    g_strfreev(opt.allowed_dns);
     return rc;
 }

@@ -30,6 +30,7 @@ struct device_obj {
 struct dbus_service {
     struct node_registry *reg;
     struct fuse_front *front;
+    struct mig_service *mig; /* borrowed; NULL without a migration channel */
     char *bus_label;        /* "system bus", "session bus", "bus at ADDRESS" */
     GDBusConnection *conn;
     GDBusNodeInfo *manager_info;
@@ -443,6 +444,11 @@ struct dbus_service *dbus_service_start_address(const char *address, struct node
     g_autofree char *label = g_strdup_printf("bus at %s", address);
 
     return start(address, label, reg, front, error);
+}
+
+void dbus_service_set_migration(struct dbus_service *svc, struct mig_service *mig)
+{
+    svc->mig = mig;
 }
 
 void dbus_service_stop(struct dbus_service *svc)

@@ -27,6 +27,7 @@
 #include <gio/gio.h>
 
 #include "core/node.h"
+#include "migration/mig_service.h"
 #include "vhost_vdpa/fuse_front.h"
 
 struct dbus_service;
@@ -43,4 +44,7 @@ struct dbus_service *dbus_service_start_address(const char *address, struct node
                                                 struct fuse_front *front, GError **error);
 /* Releases the name, removes the objects, stops following the registry. NULL is a no-op. */
 void dbus_service_stop(struct dbus_service *svc);
+
+/* The migration channel (NULL: none), which PrepareIncoming uses to check the source. */
+void dbus_service_set_migration(struct dbus_service *svc, struct mig_service *mig);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(dbus_service, dbus_service_stop)

@@ -7,4 +7,5 @@ src_libvdpad_a_SOURCES += \
 	src/migration/mig_tls.c src/migration/mig_tls.h \
 	src/migration/mig_conn.c src/migration/mig_conn.h \
 	src/migration/mig_server.c src/migration/mig_server.h \
-	src/migration/mig_client.c src/migration/mig_client.h
+	src/migration/mig_client.c src/migration/mig_client.h \
+	src/migration/mig_service.c src/migration/mig_service.h
