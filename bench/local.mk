@@ -2,4 +2,4 @@
 noinst_PROGRAMS += bench/bench_sim_net
 bench_bench_sim_net_SOURCES = bench/bench_sim_net.c
 bench_bench_sim_net_LDADD = $(VDPAD_LIBS)
-EXTRA_DIST += bench/run bench/node
+EXTRA_DIST += bench/run bench/node bench/migration

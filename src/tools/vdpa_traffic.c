@@ -32,6 +32,7 @@ struct options {
     unsigned timeout_ms;
     bool json;
     bool relay;
+    uint64_t mem_mb;
     const char *node;
 };
 
@@ -73,6 +74,8 @@ static void usage(FILE *f)
             "  -t, --timeout-ms MS  give up after MS without progress (default 5000)\n"
             "      --relay          run through vdpad's relay with dirty logging on (as during a\n"
             "                       migration) and check every page the device wrote is logged\n"
+            "      --mem-mb N       guest memory (a sparse memfd) mapped into the device\n"
+            "                       (default: what the rings and buffers need)\n"
             "      --json           one JSON object on stdout\n"
             "  -h, --help\n");
 }
@@ -84,6 +87,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "pairs", required_argument, NULL, 'p' },  { "reps", required_argument, NULL, 'r' },
         { "timeout-ms", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
         { "relay", no_argument, NULL, 'R' },
+        { "mem-mb", required_argument, NULL, 'M' },
         { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
     };
     char *end;
@@ -109,6 +113,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 't': o->timeout_ms = (unsigned)v; break;
         case 'j': o->json = true; break;
         case 'R': o->relay = true; break;
+        case 'M': o->mem_mb = v; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -144,7 +149,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vdpa-traffic: %s\n", err->message);
         return 1;
     }
-    struct vdrv_config cfg = { 0 };
+    struct vdrv_config cfg = { .mem_bytes = o.mem_mb << 20 };
     g_autoptr(vdrv) drv = vdrv_new(dev, &cfg, &err);
     if (!drv) {
         fprintf(stderr, "vdpa-traffic: %s: %s\n", o.node, err->message);
@@ -165,6 +170,7 @@ int main(int argc, char **argv)
     fmt_mac(mac_text, mac);
 
     struct log_reader lr = { 0 };
+    double switch_in_ms = 0, switch_out_ms = 0;
     if (o.relay) {
         uint64_t iova, size;
         vdrv_guest_memory(drv, &iova, &size);
@@ -172,7 +178,10 @@ int main(int argc, char **argv)
         lr.log = g_new0(uint64_t, lr.words);
         lr.seen = g_new0(uint64_t, lr.words);
         pthread_create(&lr.thread, NULL, log_reader_thread, &lr);
-        if (kernel_dev_set_dirty_log(dev, lr.log, true, &err) < 0) {
+        gint64 t0 = g_get_monotonic_time();
+        int on = kernel_dev_set_dirty_log(dev, lr.log, true, &err);
+        switch_in_ms = (double)(g_get_monotonic_time() - t0) / 1000.0;
+        if (on < 0) {
             fprintf(stderr, "vdpa-traffic: %s: %s\n", o.node, err->message);
             return 1;
         }
@@ -210,7 +219,10 @@ int main(int argc, char **argv)
     bool log_ok = true;
     if (o.relay) {
         g_autoptr(GError) log_err = NULL;
-        if (kernel_dev_set_dirty_log(dev, NULL, false, &log_err) < 0) {
+        gint64 t0 = g_get_monotonic_time();
+        int off = kernel_dev_set_dirty_log(dev, NULL, false, &log_err);
+        switch_out_ms = (double)(g_get_monotonic_time() - t0) / 1000.0;
+        if (off < 0) {
             fprintf(stderr, "vdpa-traffic: %s: %s\n", o.node, log_err->message);
             log_ok = false;
         }
@@ -247,9 +259,15 @@ int main(int argc, char **argv)
         json_object_object_add(j, "fps_min", json_object_new_double(sum.min));
         json_object_object_add(j, "fps_max", json_object_new_double(sum.max));
         json_object_object_add(j, "relay", json_object_new_boolean(o.relay));
-        if (o.relay)
+        if (o.relay) {
             json_object_object_add(j, "dirty_pages_checked",
                                    json_object_new_int64((int64_t)pages_checked));
+            json_object_object_add(j, "switch_in_ms", json_object_new_double(switch_in_ms));
+            json_object_object_add(j, "switch_out_ms", json_object_new_double(switch_out_ms));
+        }
+        uint64_t gm_iova, gm_size;
+        vdrv_guest_memory(drv, &gm_iova, &gm_size);
+        json_object_object_add(j, "guest_memory_bytes", json_object_new_int64((int64_t)gm_size));
         json_object_object_add(j, "result", json_object_new_string(clean ? "PASS" : "FAIL"));
         printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
         json_object_put(j);
