@@ -40,6 +40,9 @@ struct session {
     int config_call_fd;
     struct iova_map *iotlb;  /* client IOVA -> our address */
     GArray *maps;            /* struct mem_record, sorted by iova */
+    /* Memory invalidated inside a batch: the device may use it until BATCH_END applies
+     * the batch, so it is unmapped only then (or at reset). struct mem_record. */
+    GArray *unmap_at_batch_end;
     const struct session_mem_ops *mem;
     void *mem_opaque;
     bool in_batch;
@@ -53,8 +56,20 @@ struct session {
 #define BASE_BACKEND_FEATURES \
     ((1ull << VHOST_BACKEND_F_IOTLB_MSG_V2) | (1ull << VHOST_BACKEND_F_IOTLB_BATCH))
 
+/* Unmaps what invalidations inside a batch left mapped; only once the device no longer
+ * uses it (its batch was applied, or it was reset). */
+static void release_deferred_unmaps(struct session *s)
+{
+    for (guint i = 0; i < s->unmap_at_batch_end->len; i++) {
+        struct mem_record *r = &g_array_index(s->unmap_at_batch_end, struct mem_record, i);
+        s->mem->unmap(s->mem_opaque, r->local, r->size);
+    }
+    g_array_set_size(s->unmap_at_batch_end, 0);
+}
+
 static void release_maps(struct session *s)
 {
+    release_deferred_unmaps(s);
     for (guint i = 0; i < s->maps->len; i++) {
         struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
         if (r->local)
@@ -119,6 +134,7 @@ struct session *session_new(struct vdpa_device *dev, pid_t opener,
         s->vq[i].kick_fd = s->vq[i].call_fd = -1;
     s->iotlb = iova_map_new();
     s->maps = g_array_new(FALSE, FALSE, sizeof(struct mem_record));
+    s->unmap_at_batch_end = g_array_new(FALSE, FALSE, sizeof(struct mem_record));
     if (dev->ops->reset(dev, error) < 0) {
         vdpad_prefix_error(error, "%s: reset at open: ", dev->name);
         return NULL;
@@ -133,7 +149,7 @@ void session_free(struct session *s)
     g_autoptr(GError) err = NULL;
     if (s->dev && s->dev->ops->reset(s->dev, &err) < 0)
         g_warning("%s: reset at close failed: %s", DEV_NAME(s), err->message);
-    if (s->maps)
+    if (s->maps && s->unmap_at_batch_end)
         release_maps(s);
     for (unsigned i = 0; i < s->nvqs; i++) {
         vdpad_close_fd(s->vq[i].kick_fd);
@@ -144,6 +160,8 @@ void session_free(struct session *s)
     g_free(s->ram_unshared);
     if (s->maps)
         g_array_free(s->maps, TRUE);
+    if (s->unmap_at_batch_end)
+        g_array_free(s->unmap_at_batch_end, TRUE);
     iova_map_free(s->iotlb);
     g_free(s);
 }
@@ -290,6 +308,13 @@ int session_set_status(struct session *s, uint8_t status, GError **error)
             return vdpad_prefix_error(error, "%s: reset: ", DEV_NAME(s));
         clear_vq_config(s);
         s->suspended = false;
+        /* the device dropped its mappings, pending batch included */
+        release_deferred_unmaps(s);
+        /* a batch the client opened stays open across the reset, as in the kernel; the
+         * device's own batch went with the reset */
+        if (s->in_batch && ops->dma_batch_begin && (ret = ops->dma_batch_begin(s->dev, error)) < 0)
+            return vdpad_prefix_error(error, "%s: reopening the IOTLB batch after reset: ",
+                                      DEV_NAME(s));
         ret = reapply_persistent_state(s, error);
         if (ret < 0)
             return vdpad_prefix_error(error, "%s: restoring IOTLB and eventfds after reset: ",
@@ -650,7 +675,11 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
                 return vdpad_prefix_error(error, "%s: IOTLB invalidate iova 0x%" PRIx64 ": ",
                                           DEV_NAME(s), cut_lo);
             iova_map_remove(s->iotlb, cut_lo, cut_len);
-            s->mem->unmap(s->mem_opaque, (uint8_t *)r.local + (cut_lo - r.iova), cut_len);
+            struct mem_record gone = { cut_lo, cut_len, (uint8_t *)r.local + (cut_lo - r.iova) };
+            if (s->in_batch && s->dev->ops->dma_batch_begin)
+                g_array_append_val(s->unmap_at_batch_end, gone); /* still the device's */
+            else
+                s->mem->unmap(s->mem_opaque, gone.local, gone.size);
         }
 
         g_array_remove_index(s->maps, i);
@@ -674,9 +703,12 @@ int session_iotlb_batch_begin(struct session *s, GError **error)
 {
     if (s->in_batch)
         return 0;
+    if (s->dev->ops->dma_batch_begin) {
+        int ret = s->dev->ops->dma_batch_begin(s->dev, error);
+        if (ret < 0)
+            return ret;
+    }
     s->in_batch = true;
-    if (s->dev->ops->dma_batch_begin)
-        return s->dev->ops->dma_batch_begin(s->dev, error);
     return 0;
 }
 
@@ -685,8 +717,12 @@ int session_iotlb_batch_end(struct session *s, GError **error)
     if (!s->in_batch)
         return 0;
     s->in_batch = false;
-    if (s->dev->ops->dma_batch_end)
-        return s->dev->ops->dma_batch_end(s->dev, error);
+    if (s->dev->ops->dma_batch_end) {
+        int ret = s->dev->ops->dma_batch_end(s->dev, error);
+        if (ret < 0)
+            return ret; /* the device may still use that memory: keep it until reset */
+    }
+    release_deferred_unmaps(s);
     return 0;
 }
 
