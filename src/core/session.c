@@ -580,6 +580,12 @@ static guint find_first_record_ending_after(struct session *s, uint64_t iova)
     return lo;
 }
 
+/* What an operator must change when guest RAM cannot be shared with vdpad. */
+#define SHARED_RAM_HINT                                                                  \
+    "add <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking> to "  \
+    "the domain XML, or use -object memory-backend-memfd,id=mem,share=on "              \
+    "-machine memory-backend=mem with QEMU"
+
 /* Where x86 guest RAM lies: below 640 KiB and from 1 MiB. Unshareable memory there means
  * the guest RAM has no shared backend, which no device can work with. */
 static bool range_holds_guest_ram(uint64_t iova, uint64_t size)
@@ -629,9 +635,16 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
                                                " uaddr 0x%" PRIx64 ": %s", iova, size, uaddr,
                                                map_err->message);
         if (ret == -EOPNOTSUPP) {
-            g_warning("%s: %s", DEV_NAME(s), msg);
+            /* guest RAM without a shared backend: no device can work; say what to change */
             g_free(s->ram_unshared);
-            s->ram_unshared = g_strdup(map_err->message);
+            s->ram_unshared = g_strdup_printf("guest RAM at IOVA 0x%" PRIx64 " is not shared "
+                                              "memory (%s); " SHARED_RAM_HINT, iova,
+                                              map_err->message);
+            g_warning("%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64
+                      " refused: %s", DEV_NAME(s), iova, size, uaddr, s->ram_unshared);
+            return vdpad_fail(error, EOPNOTSUPP, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%"
+                              PRIx64 " uaddr 0x%" PRIx64 ": %s", DEV_NAME(s), iova, size,
+                              uaddr, s->ram_unshared);
         }
         return vdpad_fail(error, -ret, "%s: %s", DEV_NAME(s), msg);
     }

@@ -12,12 +12,6 @@
 #include "util/fd.h"
 #include "vhost_vdpa/guest_mem.h"
 
-#define ANON_MEMORY_HINT                                                                 \
-    "guest RAM must be shared and file-backed so vdpad can reach it: add "             \
-    "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking> to the " \
-    "domain XML, or use -object memory-backend-memfd,id=mem,share=on "                   \
-    "-machine memory-backend=mem with QEMU"
-
 /* One line of /proc/<pid>/maps. */
 struct vma {
     uint64_t start, end, offset;
@@ -48,9 +42,10 @@ static int map_vma_part(pid_t pid, const struct vma *v, uint64_t from, uint64_t 
 {
     if (v->inode == 0 || v->perms[3] != 's')
         return vdpad_fail(error, EOPNOTSUPP,
-                          "pid %d: memory at 0x%" PRIx64 "-0x%" PRIx64 " (%s, %s) is %s; %s",
-                          (int)pid, v->start, v->end, v->perms, v->path[0] ? v->path : "anonymous",
-                          v->inode == 0 ? "anonymous" : "a private mapping", ANON_MEMORY_HINT);
+                          "pid %d: memory at 0x%" PRIx64 "-0x%" PRIx64 " (%s, %s) is %s, not "
+                          "shared and file-backed", (int)pid, v->start, v->end, v->perms,
+                          v->path[0] ? v->path : "anonymous",
+                          v->inode == 0 ? "anonymous" : "a private mapping");
 
     g_autofree char *link = g_strdup_printf("/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
                                             (int)pid, v->start, v->end);
