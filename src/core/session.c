@@ -667,9 +667,11 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
 
 int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GError **error)
 {
-    if (size == 0 || iova > UINT64_MAX - size + 1)
+    if (size == 0)
+        return 0; /* an empty range: nothing to remove (the kernel accepts it too) */
+    if (iova > UINT64_MAX - size + 1)
         return vdpad_fail(error, EINVAL, "%s: IOTLB invalidate iova 0x%" PRIx64 " size 0x%" PRIx64
-                          " is empty or wraps", DEV_NAME(s), iova, size);
+                          " wraps", DEV_NAME(s), iova, size);
     uint64_t last = iova + size - 1;
     guint i = find_first_record_ending_after(s, iova);
 
