@@ -52,6 +52,11 @@ struct session {
 
 #define DEV_NAME(s) ((s)->dev->name)
 
+/* IOTLB entries per session, as the kernel's vhost-vdpa (module parameter
+ * max_iotlb_entries): each is at least one mapping in vdpad, and a process has a bounded
+ * number of them (vm.max_map_count) that every other client shares. */
+#define SESSION_MAX_IOTLB_ENTRIES 2048u
+
 /* Backend features vdpad's front offers; SUSPEND/RESUME only when the device can. */
 #define BASE_BACKEND_FEATURES \
     ((1ull << VHOST_BACKEND_F_IOTLB_MSG_V2) | (1ull << VHOST_BACKEND_F_IOTLB_BATCH))
@@ -609,6 +614,10 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
     if (perm == 0 || (perm & ~VHOST_ACCESS_RW))
         return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 ": bad perm %u",
                           DEV_NAME(s), iova, perm);
+    if (s->maps->len >= SESSION_MAX_IOTLB_ENTRIES)
+        return vdpad_fail(error, ENOSPC, "%s: IOTLB update iova 0x%" PRIx64 ": the IOTLB has "
+                          "its maximum of %u entries", DEV_NAME(s), iova,
+                          SESSION_MAX_IOTLB_ENTRIES);
     /* Overlap check before mapping anything, like the kernel (EEXIST). */
     guint at = find_first_record_ending_after(s, iova);
     if (at < s->maps->len) {
@@ -675,6 +684,15 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
     uint64_t last = iova + size - 1;
     guint i = find_first_record_ending_after(s, iova);
 
+    /* Only a cut strictly inside one record adds an entry; refuse it on a full table
+     * before changing anything. */
+    if (i < s->maps->len && s->maps->len >= SESSION_MAX_IOTLB_ENTRIES) {
+        const struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
+        if (r->iova < iova && last < r->iova + r->size - 1)
+            return vdpad_fail(error, ENOSPC, "%s: IOTLB invalidate iova 0x%" PRIx64 " size 0x%"
+                              PRIx64 " would split an entry of a table at its maximum of %u "
+                              "entries", DEV_NAME(s), iova, size, SESSION_MAX_IOTLB_ENTRIES);
+    }
     /* Cut [iova, last] out of every record it touches: the device forgets the range
      * first, then the memory goes. Parts outside the range stay mapped. */
     while (i < s->maps->len) {
