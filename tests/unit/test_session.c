@@ -470,6 +470,30 @@ static void test_reset_inside_a_batch_keeps_the_batch_open(void **state)
     traffic_ok(f, 8);
 }
 
+static void test_iotlb_holds_at_most_2048_entries(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t ua = client_mem_uaddr(f->mem, 0);
+
+    /* one page of client memory at 2048 IOVAs: 2048 mappings in vdpad */
+    for (uint64_t i = 0; i < 2048; i++)
+        ASSERT_OK(session_iotlb_update(f->s, i * 0x2000, 0x1000, ua, VHOST_ACCESS_RW, getpid(),
+                                       error));
+    ASSERT_FAILS(ENOSPC, session_iotlb_update(f->s, 0x10000000, 0x1000, ua, VHOST_ACCESS_RW,
+                                              getpid(), error));
+    assert_int_equal(f->mem->maps, 2048);
+    /* a cut inside an entry would add one: refused, nothing changed */
+    ASSERT_OK(session_iotlb_invalidate(f->s, 0, 0x1000, error));
+    ASSERT_OK(session_iotlb_update(f->s, 0, 0x2000, client_mem_uaddr(f->mem, 0x2000),
+                                   VHOST_ACCESS_RW, getpid(), error));
+    ASSERT_FAILS(ENOSPC, session_iotlb_invalidate(f->s, 0x800, 0x1000, error));
+    assert_int_equal(session_mapped_bytes(f->s), 2047 * 0x1000 + 0x2000);
+    /* cuts at an edge, and whole entries, are fine */
+    ASSERT_OK(session_iotlb_invalidate(f->s, 0x1000, 0x1000, error));
+    ASSERT_OK(session_iotlb_invalidate(f->s, 0, UINT64_MAX, error));
+    assert_int_equal(f->mem->live_bytes, 0);
+}
+
 /* ------------------------------------------------------------------ unshareable memory */
 
 static void make_unshared_window(struct fixture *f, uint64_t *ua)
@@ -646,6 +670,7 @@ int main(void)
         T(test_iotlb_batch_is_applied_at_batch_end),
         T(test_invalidation_inside_a_batch_keeps_memory_until_batch_end),
         T(test_reset_inside_a_batch_keeps_the_batch_open),
+        T(test_iotlb_holds_at_most_2048_entries),
         T(test_unshareable_rom_is_accepted_as_unreachable),
         T(test_unshareable_ram_is_refused_and_so_is_driver_ok),
         T(test_iotlb_and_eventfds_persist_across_reset),
