@@ -212,11 +212,10 @@ int session_set_features(struct session *s, uint64_t features, GError **error)
         return vdpad_fail(error, EBUSY, "%s: SET_FEATURES 0x%" PRIx64
                           " after FEATURES_OK: features are already negotiated",
                           DEV_NAME(s), features);
-    int ret = ops->set_driver_features(s->dev, features, error);
-    if (ret < 0) {
-        vdpad_prefix_error(error, "%s: SET_FEATURES 0x%" PRIx64 ": ", DEV_NAME(s), features);
-        return -EINVAL; /* whatever the device said, as the kernel */
-    }
+    g_autoptr(GError) cause = NULL;
+    if (ops->set_driver_features(s->dev, features, &cause) < 0) /* EINVAL, as the kernel */
+        return vdpad_fail(error, EINVAL, "%s: SET_FEATURES 0x%" PRIx64 ": %s", DEV_NAME(s),
+                          features, cause ? cause->message : "refused by the device");
     return 0;
 }
 
@@ -448,11 +447,15 @@ int session_set_vring_addr(struct session *s, unsigned idx, uint64_t desc, uint6
     if ((avail & 1) || (used & 3))
         return vdpad_fail(error, EINVAL, "%s: queue %u: avail 0x%" PRIx64 " or used 0x%" PRIx64
                           " misaligned (need 2 and 4)", DEV_NAME(s), idx, avail, used);
-    ret = s->dev->ops->set_vq_address(s->dev, idx, desc, avail, used, error);
-    if (ret < 0) {
-        vdpad_prefix_error(error, "%s: queue %u: ", DEV_NAME(s), idx);
-        return -EINVAL;
-    }
+    /* QEMU sends the same addresses again to toggle the log flag on a running queue
+     * (which the kernel accepts at any time): nothing to reprogram */
+    struct session_vq *vq = &s->vq[idx];
+    if (vq->ready && vq->desc == desc && vq->avail == avail && vq->used == used)
+        return 0;
+    g_autoptr(GError) cause = NULL;
+    if (s->dev->ops->set_vq_address(s->dev, idx, desc, avail, used, &cause) < 0)
+        return vdpad_fail(error, EINVAL, "%s: queue %u: SET_VRING_ADDR: %s", DEV_NAME(s), idx,
+                          cause ? cause->message : "refused by the device");
     s->vq[idx].desc = desc;
     s->vq[idx].avail = avail;
     s->vq[idx].used = used;
@@ -470,11 +473,10 @@ int session_set_vring_base(struct session *s, unsigned idx, unsigned base, GErro
                           idx, base);
     s->vq[idx].saved_valid = false;
     struct vdpa_vq_state st = { .avail_index = (uint16_t)base };
-    ret = s->dev->ops->set_vq_state(s->dev, idx, &st, error);
-    if (ret < 0) {
-        vdpad_prefix_error(error, "%s: queue %u: SET_VRING_BASE %u: ", DEV_NAME(s), idx, base);
-        return -EINVAL;
-    }
+    g_autoptr(GError) cause = NULL;
+    if (s->dev->ops->set_vq_state(s->dev, idx, &st, &cause) < 0)
+        return vdpad_fail(error, EINVAL, "%s: queue %u: SET_VRING_BASE %u: %s", DEV_NAME(s), idx,
+                          base, cause ? cause->message : "refused by the device");
     s->vq[idx].base = (uint16_t)base;
     return 0;
 }
