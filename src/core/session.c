@@ -4,6 +4,7 @@
 #include <linux/vhost_types.h>
 #include <linux/virtio_config.h>
 
+#include "core/mem_guard.h"
 #include "core/session.h"
 #include "iova/iova_map.h"
 #include "util/compat.h"
@@ -61,13 +62,21 @@ struct session {
 #define BASE_BACKEND_FEATURES \
     ((1ull << VHOST_BACKEND_F_IOTLB_MSG_V2) | (1ull << VHOST_BACKEND_F_IOTLB_BATCH))
 
+/* Client memory goes through these two: the guard keeps the device's worker alive when
+ * the client shrinks the file behind it (mem_guard.h). */
+static void unmap_client(struct session *s, void *local, uint64_t size)
+{
+    mem_guard_remove(local, size);
+    s->mem->unmap(s->mem_opaque, local, size);
+}
+
 /* Unmaps what invalidations inside a batch left mapped; only once the device no longer
  * uses it (its batch was applied, or it was reset). */
 static void release_deferred_unmaps(struct session *s)
 {
     for (guint i = 0; i < s->unmap_at_batch_end->len; i++) {
         struct mem_record *r = &g_array_index(s->unmap_at_batch_end, struct mem_record, i);
-        s->mem->unmap(s->mem_opaque, r->local, r->size);
+        unmap_client(s, r->local, r->size);
     }
     g_array_set_size(s->unmap_at_batch_end, 0);
 }
@@ -78,7 +87,7 @@ static void release_maps(struct session *s)
     for (guint i = 0; i < s->maps->len; i++) {
         struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
         if (r->local)
-            s->mem->unmap(s->mem_opaque, r->local, r->size);
+            unmap_client(s, r->local, r->size);
     }
     g_array_set_size(s->maps, 0);
     iova_map_clear(s->iotlb);
@@ -660,6 +669,7 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
         return vdpad_fail(error, -ret, "%s: %s", DEV_NAME(s), msg);
     }
 
+    mem_guard_add(local, size);
     ret = iova_map_add(s->iotlb, iova, size, local, perm, error);
     if (ret == 0) {
         ret = s->dev->ops->dma_map(s->dev, iova, size, local, perm, error);
@@ -667,7 +677,7 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
             iova_map_remove(s->iotlb, iova, size);
     }
     if (ret < 0) {
-        s->mem->unmap(s->mem_opaque, local, size);
+        unmap_client(s, local, size);
         return vdpad_prefix_error(error, "%s: IOTLB update iova 0x%" PRIx64 ": ", DEV_NAME(s),
                                   iova);
     }
@@ -714,7 +724,7 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
             if (s->in_batch && s->dev->ops->dma_batch_begin)
                 g_array_append_val(s->unmap_at_batch_end, gone); /* still the device's */
             else
-                s->mem->unmap(s->mem_opaque, gone.local, gone.size);
+                unmap_client(s, gone.local, gone.size);
         }
 
         g_array_remove_index(s->maps, i);
