@@ -12,3 +12,8 @@ tests_unit_test_uapi_SOURCES = tests/unit/test_uapi.c \
 	tests/unit/client_mem.c tests/unit/client_mem.h
 tests_unit_test_uapi_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_uapi_LDADD = $(UNIT_LIBS)
+
+UNIT_TESTS += tests/unit/test_mem_guard
+tests_unit_test_mem_guard_SOURCES = tests/unit/test_mem_guard.c
+tests_unit_test_mem_guard_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_mem_guard_LDADD = $(UNIT_LIBS)

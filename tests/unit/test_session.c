@@ -19,6 +19,7 @@
 #include "backend/sim/sim.h"
 #include "client_mem.h"
 #include "client_net.h"
+#include "core/mem_guard.h"
 #include "core/session.h"
 #include "util/fd.h"
 
@@ -572,6 +573,33 @@ static void test_unshareable_ram_is_refused_and_so_is_driver_ok(void **state)
     assert_int_equal(session_get_status(f->s) & VIRTIO_CONFIG_S_DRIVER_OK, 0);
 }
 
+/* A client may shrink the file behind its memory while the device runs: the device's
+ * worker must not die of SIGBUS (mem_guard.h); the memory reads as zeros, which breaks at
+ * most that client's queues, and mapping it again recovers. */
+static void test_client_shrinking_its_memory_does_not_kill_the_worker(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t replaced = mem_guard_pages_replaced();
+
+    map_and_start(f);
+    traffic_ok(f, 8);
+    assert_int_equal(ftruncate(f->mem->memfd, 0), 0);
+    /* kicks only write eventfds: the client does not touch its (now missing) memory */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(eventfd_write(f->c.q[CLIENT_NET_TX].kick_fd, 1), 0);
+        assert_int_equal(eventfd_write(f->c.q[CLIENT_NET_RX].kick_fd, 1), 0);
+        g_usleep(50000);
+    }
+    assert_true(mem_guard_pages_replaced() > replaced);
+    /* the memory comes back, the client maps it again and starts over */
+    assert_int_equal(ftruncate(f->mem->memfd, MEM_SIZE), 0);
+    ASSERT_OK(session_set_status(f->s, 0, error));
+    ASSERT_OK(session_iotlb_invalidate(f->s, 0, UINT64_MAX, error));
+    ASSERT_OK(client_net_map(&f->c, error));
+    ASSERT_OK(client_net_start(&f->c, false, error));
+    traffic_ok(f, 8);
+}
+
 /* ------------------------------------------------------------------ reset, ring bases */
 
 static void test_iotlb_and_eventfds_persist_across_reset(void **state)
@@ -692,6 +720,7 @@ int main(void)
         T(test_iotlb_holds_at_most_2048_entries),
         T(test_unshareable_rom_is_accepted_as_unreachable),
         T(test_unshareable_ram_is_refused_and_so_is_driver_ok),
+        T(test_client_shrinking_its_memory_does_not_kill_the_worker),
         T(test_iotlb_and_eventfds_persist_across_reset),
         T(test_get_vring_base_after_reset_is_the_base_at_reset),
         T(test_get_vring_base_on_a_running_device_quiesces_it),
