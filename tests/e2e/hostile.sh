@@ -5,7 +5,8 @@
 #      with frames in flight, during traffic): vdpad logs the close and resets the device,
 #      its fds and mappings return to what they were, the node works for the next client;
 #   c. rings the device must refuse (unmapped, read-only, in a write-sealed memfd, looping
-#      descriptors): vdpad survives, the device reports DEVICE_NEEDS_RESET, a reset recovers;
+#      descriptors, memory the client shrank under the running device): vdpad survives, the
+#      device reports DEVICE_NEEDS_RESET, a reset recovers;
 #   d. processes given the open file (fork, SCM_RIGHTS) get EPERM once another owns it;
 #   e. bogus ioctls and IOTLB writes get their errno, and vdpad stays up.
 # "The node works" = a good client — our kernel backend (a uAPI client) and the test driver,
@@ -112,7 +113,7 @@ done
 
 # ---------------------------------------------------------------- c. garbage rings
 log "c. rings the device must refuse"
-for kind in unmapped readonly sealed loop; do
+for kind in unmapped readonly sealed loop truncate; do
   before=$(grep -c 'stopped, device needs reset' "$VLOG" || true)
   run_helper garbage "$kind"
   after=$(grep -c 'stopped, device needs reset' "$VLOG" || true)

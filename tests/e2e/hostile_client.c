@@ -16,7 +16,9 @@
  *                                       unmapped IOVAs), readonly (the used ring mapped
  *                                       read-only), sealed (a write-sealed memfd: a writable
  *                                       mapping is refused, a read-only one holds the rings),
- *                                       loop (a descriptor table whose chains loop)
+ *                                       loop (a descriptor table whose chains loop),
+ *                                       truncate (after a frame went through, the client
+ *                                       shrinks the memfd under the running device)
  *   hostile_client nonowner NODE        processes given the open file (by fork, by SCM_RIGHTS)
  *                                       are served before SET_OWNER as the kernel serves
  *                                       anyone, and get EPERM for everything after it
@@ -443,6 +445,14 @@ static int mode_garbage(const char *node, const char *kind)
         tx_desc = 0x100000;
         tx_avail = avail_at(tx_desc, num);
         tx_used = used_at(tx_desc, num);
+    } else if (g_str_equal(kind, "truncate")) {
+        /* one frame through the loopback first, so the rings have a history */
+        static const uint8_t frame[12 + 60] = { [12] = 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+        memcpy(r.mem + 0x10000, frame, sizeof(frame));
+        write_desc(r.mem + tx, 0x10000, sizeof(frame), 0, 0);
+        write_avail(r.mem + tx_avail, heads, 1);
+        write_desc(r.mem + rx, 0x20000, 2048, VRING_DESC_F_WRITE, 0);
+        write_avail(r.mem + avail_at(rx, num), heads, 1);
     } else if (g_str_equal(kind, "loop")) {
         /* every descriptor chains to the next, the last back to the first */
         for (unsigned i = 0; i < num; i++)
@@ -457,6 +467,20 @@ static int mode_garbage(const char *node, const char *kind)
     raw_set_status(&r, 0xf);
     kick(&r, 1);
     kick(&r, 0);
+    if (g_str_equal(kind, "truncate")) {
+        uint16_t used_idx = 0;
+        for (int t = 0; t < 300 && used_idx == 0; t++, g_usleep(10000))
+            memcpy(&used_idx, r.mem + used_at(rx, num) + 2, 2);
+        if (used_idx != 1)
+            die("garbage truncate: the frame did not come back");
+        ok("garbage truncate: a frame went through the loopback");
+        munmap(r.mem, MEM_SIZE); /* our own view would fault too */
+        if (ftruncate(r.memfd, 0) < 0)
+            die("ftruncate: %s", strerror(errno));
+        ok("garbage truncate: the client shrank its memfd to 0 under the running device");
+        kick(&r, 1);
+        kick(&r, 0);
+    }
     if (wait_needs_reset(&r, 3000))
         ok("garbage %s: the device reports DEVICE_NEEDS_RESET (status 0x%x)", kind,
            raw_status(&r));

@@ -5,7 +5,7 @@
  * the way a client's would.
  *
  * Input: [config] then operations [op][args...] until the input ends (missing bytes read
- * as 0). config % 4 == 3: blk device, else net. Operations (op % 10; "who" bit 0 picks
+ * as 0). config % 4 == 3: blk device, else net. Operations (op % 11; "who" bit 0 picks
  * the caller, process A or B, bit 1 makes the argument address unwritable):
  *   0 table ioctl   [index][who][_IOC_SIZE argument bytes, for _IOC_WRITE commands]
  *   1 any ioctl     [cmd u32][who][up to 64 argument bytes, the rest zero]
@@ -21,6 +21,9 @@
  *   7 kick          [eventfd index]
  *   8 the session is freed and a new one opened (the client closed and reopened)
  *   9 start         [status] (by A: SET_FEATURES of all offered features, SET_STATUS)
+ *  10 resize        [pages] the client shrinks or regrows the file behind its memory
+ *                   (pages % 65): what the session mapped past the end must not kill the
+ *                   device's worker (core/mem_guard.h)
  * Peer memory reads (GET/SET_CONFIG) are served from the input. The caller's fd numbers
  * 0..7 are eventfds the "client" holds (kicks write them), 8 is a pipe, 9 is refused
  * with EPERM, anything else is EBADF.
@@ -285,12 +288,25 @@ static void op_queue_setup(struct run *r)
     ioctl_as(r, 0, VHOST_VDPA_SET_VRING_ENABLE, &enable);
 }
 
+/* Bytes of client memory the file still has (op 10 shrinks it). */
+static uint64_t mem_now = MEM_SIZE;
+
 static void op_mem_write(struct run *r)
 {
     uint64_t off = (uint64_t)u16(r) * 16 % MEM_SIZE;
     uint8_t len = u8(r);
+    uint8_t buf[256];
 
-    take(r, client_mem_ptr(mem, off), MIN((uint64_t)len, MEM_SIZE - off));
+    take(r, buf, len);
+    if (off < mem_now) /* the client writes only what it still has */
+        memcpy(client_mem_ptr(mem, off), buf, MIN((uint64_t)len, mem_now - off));
+}
+
+static void resize(uint64_t size)
+{
+    if (ftruncate(mem->memfd, (off_t)size) < 0)
+        die("ftruncate");
+    mem_now = size;
 }
 
 static void op_kick(struct run *r)
@@ -378,7 +394,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     open_session(&r);
 
     while (r.left) {
-        switch (u8(&r) % 10) {
+        switch (u8(&r) % 11) {
         case 0: op_table_ioctl(&r); break;
         case 1: op_any_ioctl(&r); break;
         case 2: op_write(&r); break;
@@ -396,10 +412,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             open_session(&r);
             break;
         case 9: op_start(&r); break;
+        case 10: resize((uint64_t)(u8(&r) % 65) * 4096); break;
         }
     }
 
     session_free(r.s);
+    resize(MEM_SIZE);
     /* the client is gone: nothing of it may be left in the device or in this process */
     if (r.dev->ops->get_status(r.dev) != 0)
         die("the device was not reset when the session ended");

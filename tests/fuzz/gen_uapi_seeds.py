@@ -9,7 +9,7 @@ import struct
 import sys
 
 # operations
-TABLE, ANY, WRITE, IOTLB, OWNER, QUEUE, MEM, KICK, REOPEN, START = range(10)
+TABLE, ANY, WRITE, IOTLB, OWNER, QUEUE, MEM, KICK, REOPEN, START, RESIZE = range(11)
 # indexes into fuzz_uapi.c's table[]
 GET_VRING_BASE, GET_STATUS, SET_STATUS, GET_CONFIG, SET_CONFIG = 11, 18, 19, 20, 21
 # IOTLB message types
@@ -91,6 +91,13 @@ def seeds():
     s += op_mem(0x2000, desc(0x10000, len(frame()))) + op_mem(0x2100, avail([0]))
     s += bytes([KICK, 1]) + op_iotlb(BATCH_END) + bytes([KICK, 1])
     out["batch_invalidate"] = s
+    # the client shrinks its memory under the running device, then kicks
+    s = bytes([0]) + net_start()
+    s += op_mem(0x1000, desc(0x20000, 2048, WR)) + op_mem(0x1100, avail([0]))
+    s += op_mem(0x10000, frame())
+    s += op_mem(0x2000, desc(0x10000, len(frame()))) + op_mem(0x2100, avail([0]))
+    s += bytes([KICK, 0, KICK, 1, RESIZE, 1, KICK, 1, KICK, 0, RESIZE, 64, KICK, 1])
+    out["shrink"] = s
     # ownership: B owns, A is refused, the node is reopened, A owns and reads config
     s = bytes([0]) + op_owner(B) + op_owner(A)
     s += op_table(GET_STATUS, b"", who=A) + op_iotlb(UPDATE, 0, 1, 0, 3, who=A)
