@@ -10,6 +10,10 @@
  * offset. Only shared, file-backed memory can be shared this way (memfd, hugetlbfs, a
  * shared file). Anonymous or private memory gets -EOPNOTSUPP; the session decides whether
  * that is fatal (guest RAM: it names the domain XML to add) or not (a ROM).
+ * Files are mapped only from memory filesystems (memfd, tmpfs, hugetlbfs) and local disk
+ * filesystems; a file on any other (FUSE, NFS...) gets -EOPNOTSUPP too, decided from
+ * /proc alone: its server, which may be the client itself, could block vdpad's open()
+ * and the device's page faults forever.
  *
  * Threads: called from the control thread. Needs CAP_SYS_ADMIN (map_files) and
  * CAP_SYS_PTRACE over the client (root).
