@@ -8,7 +8,9 @@
 #      descriptors, memory the client shrank under the running device): vdpad survives, the
 #      device reports DEVICE_NEEDS_RESET, a reset recovers;
 #   d. processes given the open file (fork, SCM_RIGHTS) get EPERM once another owns it;
-#   e. bogus ioctls and IOTLB writes get their errno, and vdpad stays up.
+#   e. bogus ioctls and IOTLB writes get their errno, and vdpad stays up;
+#   f. client memory in a file of a FUSE filesystem the client serves itself and stops
+#      answering: vdpad refuses it without touching it (it would wait forever).
 # "The node works" = a good client — our kernel backend (a uAPI client) and the test driver,
 # through vdpad's uAPI — exchanges frames with none lost. The checks of c, d and e are in
 # tests/e2e/hostile_client.c, which prints one "ok:" line per check.
@@ -58,6 +60,18 @@ spawn() {
 }
 
 closed_logged() { grep -q "n0: closed (opened by pid $1); device reset" "$VLOG"; }
+
+# abort_fuse_at DIR — ends the FUSE connection mounted at DIR, if any, without touching the
+# filesystem (its server may never answer): a waiter on it would otherwise stay stuck
+abort_fuse_at() {
+  local dir=$1 dev ctl=/sys/fs/fuse/connections mounted_ctl=
+  dev=$(awk -v d="$dir" '$5 == d {print $3}' /proc/self/mountinfo | tail -1)
+  [ -n "$dev" ] || return 0
+  [ -d "$ctl/${dev#*:}" ] || { mount -t fusectl none "$ctl" && mounted_ctl=1; }
+  echo 1 >"$ctl/${dev#*:}/abort"
+  umount -l "$dir"
+  [ -z "$mounted_ctl" ] || umount "$ctl"
+}
 
 # Warm-up clients, then what vdpad holds with no client. A broken ring makes the device's
 # worker thread log, and its first allocation creates its malloc arena (two mappings that
@@ -132,6 +146,25 @@ good_client "non-owner processes were refused"
 log "e. bogus ioctls and IOTLB writes"
 run_helper bogus
 good_client "bogus requests"
+
+# ---------------------------------------------------------------- f. memory on a hostile FUSE
+log "f. client memory on the client's own FUSE filesystem, which stops answering"
+mkdir "$E2E_WORK/fs"
+spawn "$E2E_WORK/fusemem.out" fusemem "$NODE" "$E2E_WORK/fs"
+# registered after the client's cleanup, so it runs before it: a client stuck in a request
+# vdpad never answers cannot even be reaped until its filesystem is aborted
+on_exit "abort_fuse_at $E2E_WORK/fs"
+for _ in $(seq 100); do kill -0 "$SPAWNED" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$SPAWNED" 2>/dev/null &&
+  die "the client's IOTLB write did not return in 10 s: vdpad waits on the client's FUSE server"
+rc=0
+wait "$SPAWNED" || rc=$?
+sed 's/^/    /' "$E2E_WORK/fusemem.out"
+[ $rc = 0 ] || die "hostile_client fusemem failed (exit $rc)"
+grep -q 'fuse.hostile filesystem' "$VLOG" || die "vdpad did not say why it refused the memory"
+ok "vdpad refused memory on the client's FUSE filesystem without asking it anything"
+alive
+good_client "memory on a stalled FUSE filesystem"
 
 wait_for 10 "baseline" at_baseline ||
   die "at the end: $(fd_count) fds (was $BASE_FDS), $(map_count) mappings (was $BASE_MAPS)"

@@ -24,9 +24,15 @@
  *                                       anyone, and get EPERM for everything after it
  *   hostile_client bogus NODE           unknown ioctls, wrong sizes, bad pointers, malformed
  *                                       IOTLB writes, read and mmap: each gets its errno
+ *   hostile_client fusemem NODE DIR     serves a FUSE filesystem at DIR itself, maps a file of
+ *                                       it shared, stops answering, and sends that memory in
+ *                                       IOTLB updates: vdpad must not wait on the server
  *
  * Prints one "ok: ..." line per check; exits 0 when all hold, 1 (with "FAIL: ...") if not. */
 #include "config.h"
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,14 +42,18 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -766,6 +776,132 @@ static int mode_bogus(const char *node)
     return failures ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ fusemem */
+
+/* A filesystem with one file, "ram", served by this process; once fs_stall is set it
+ * answers nothing more, like a server that hangs whoever touches its files. */
+#define FS_RAM_INO 2
+#define FS_RAM_SIZE (64u << 10)
+static atomic_bool fs_stall;
+
+static void fs_attr(fuse_ino_t ino, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = ino;
+    st->st_mode = ino == FUSE_ROOT_ID ? S_IFDIR | 0755 : S_IFREG | 0444;
+    st->st_nlink = 1;
+    st->st_size = ino == FUSE_ROOT_ID ? 0 : FS_RAM_SIZE;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fuse_entry_param e = { .ino = FS_RAM_INO, .attr_timeout = 3600,
+                                  .entry_timeout = 3600 };
+
+    if (atomic_load(&fs_stall))
+        return; /* never answered */
+    if (parent != FUSE_ROOT_ID || strcmp(name, "ram") != 0) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    fs_attr(FS_RAM_INO, &e.attr);
+    fuse_reply_entry(req, &e);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct stat st;
+
+    if (atomic_load(&fs_stall))
+        return;
+    fs_attr(ino, &st);
+    fuse_reply_attr(req, &st, 3600);
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (atomic_load(&fs_stall))
+        return;
+    fi->keep_cache = 1;
+    fuse_reply_open(req, fi);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    static uint8_t zeros[FS_RAM_SIZE];
+
+    if (atomic_load(&fs_stall))
+        return;
+    if ((uint64_t)off >= FS_RAM_SIZE)
+        size = 0;
+    fuse_reply_buf(req, (const char *)zeros, MIN(size, FS_RAM_SIZE - (size_t)MIN((uint64_t)off, FS_RAM_SIZE)));
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+    .lookup = fs_lookup, .getattr = fs_getattr, .open = fs_open, .read = fs_read,
+};
+
+static void *fs_loop(void *se)
+{
+    fuse_session_loop(se);
+    return NULL;
+}
+
+static void expect_iotlb(struct raw *r, const char *what, uint64_t iova, const void *uaddr,
+                         int want)
+{
+    int64_t t0 = g_get_monotonic_time();
+    int e = raw_iotlb(r, VHOST_IOTLB_UPDATE, iova, FS_RAM_SIZE, uaddr, VHOST_ACCESS_RO);
+    int64_t ms = (g_get_monotonic_time() - t0) / 1000;
+
+    if (e == want && ms < 2000)
+        ok("fusemem: %s -> %s in %" G_GINT64_FORMAT " ms", what, want ? errno_name(want) : "72",
+           ms);
+    else
+        fail("fusemem: %s -> %s after %" G_GINT64_FORMAT " ms, expected %s at once", what,
+             e ? errno_name(e) : "72", ms, want ? errno_name(want) : "72");
+}
+
+static int mode_fusemem(const char *node, const char *dir)
+{
+    char arg0[] = "hostile", arg1[] = "-o", arg2[] = "fsname=hostile,subtype=hostile";
+    char *argv[] = { arg0, arg1, arg2, NULL };
+    struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+    struct fuse_session *se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), NULL);
+    pthread_t thread;
+
+    if (!se || fuse_session_mount(se, dir) != 0)
+        die("cannot serve a FUSE filesystem at %s", dir);
+    if (pthread_create(&thread, NULL, fs_loop, se) != 0)
+        die("pthread_create");
+    g_autofree char *path = g_build_filename(dir, "ram", NULL);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die("open %s: %s", path, strerror(errno));
+    void *ram = mmap(NULL, FS_RAM_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    if (ram == MAP_FAILED)
+        die("mmap %s: %s", path, strerror(errno));
+    close(fd); /* now, while the server answers: closing sends FLUSH (the mapping stays) */
+    atomic_store(&fs_stall, true);
+    ok("fusemem: %s mapped shared from our own FUSE server, which now answers nothing", path);
+
+    struct raw r;
+    raw_open(&r, node);
+    /* at guest-physical 0 it would be guest RAM: refused, with the memoryBacking hint */
+    expect_iotlb(&r, "IOTLB update of that memory at IOVA 0", 0, ram, EFAULT);
+    /* elsewhere (a ROM would be there): accepted as unreachable, never opened */
+    expect_iotlb(&r, "IOTLB update of that memory at IOVA 0x10000000", 0x10000000, ram, 0);
+    uint64_t features = 0;
+    expect_ioctl("fusemem", "GET_FEATURES afterwards", r.fd, VHOST_GET_FEATURES, &features, 0);
+    close(r.fd);
+    /* the kernel aborts our filesystem when this process exits (nothing waits on it: no
+     * file of it is open); detach it now */
+    umount2(dir, MNT_DETACH);
+    fflush(stdout);
+    _exit(failures ? 1 : 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -789,6 +925,8 @@ int main(int argc, char **argv)
         return mode_nonowner(node);
     if (g_str_equal(mode, "bogus"))
         return mode_bogus(node);
+    if (g_str_equal(mode, "fusemem") && argc > 3)
+        return mode_fusemem(node, argv[3]);
     fprintf(stderr, "%s: unknown mode %s\n", argv[0], mode);
     return 2;
 }
