@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <linux/vhost_types.h>
 #include <linux/virtio_config.h>
+#include <unistd.h>
 
 #include "core/mem_guard.h"
 #include "core/session.h"
@@ -596,6 +597,16 @@ static guint find_first_record_ending_after(struct session *s, uint64_t iova)
     return lo;
 }
 
+/* Client memory is mapped and unmapped in whole pages. */
+static uint64_t page_size(void)
+{
+    static uint64_t size;
+
+    if (!size)
+        size = (uint64_t)sysconf(_SC_PAGESIZE);
+    return size;
+}
+
 /* What an operator must change when guest RAM cannot be shared with vdpad. */
 #define SHARED_RAM_HINT                                                                  \
     "add <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking> to "  \
@@ -625,6 +636,11 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
     if (perm == 0 || (perm & ~VHOST_ACCESS_RW))
         return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 ": bad perm %u",
                           DEV_NAME(s), iova, perm);
+    /* whole pages, so that every later cut, device unmap and munmap is page aligned */
+    if ((iova | size | uaddr) & (page_size() - 1))
+        return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
+                          " uaddr 0x%" PRIx64 " is not page aligned", DEV_NAME(s), iova, size,
+                          uaddr);
     if (s->maps->len >= SESSION_MAX_IOTLB_ENTRIES)
         return vdpad_fail(error, ENOSPC, "%s: IOTLB update iova 0x%" PRIx64 ": the IOTLB has "
                           "its maximum of %u entries", DEV_NAME(s), iova,
@@ -693,7 +709,9 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
     if (iova > UINT64_MAX - size + 1)
         return vdpad_fail(error, EINVAL, "%s: IOTLB invalidate iova 0x%" PRIx64 " size 0x%" PRIx64
                           " wraps", DEV_NAME(s), iova, size);
-    uint64_t last = iova + size - 1;
+    /* the whole pages the range touches (every entry is made of whole pages) */
+    uint64_t last = (iova + size - 1) | (page_size() - 1);
+    iova &= ~(page_size() - 1);
     guint i = find_first_record_ending_after(s, iova);
 
     /* Only a cut strictly inside one record adds an entry; refuse it on a full table

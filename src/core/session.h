@@ -104,7 +104,10 @@ int session_get_vq_info(struct session *s, unsigned idx, struct session_vq_info 
  * (-EOPNOTSUPP) with an error that names the domain XML to add (whatever the mem_ops said),
  * and so is DRIVER_OK afterwards.
  * At most 2048 entries (the kernel's max_iotlb_entries): an update past that, or an
- * invalidation that would split an entry of a full table, is -ENOSPC. */
+ * invalidation that would split an entry of a full table, is -ENOSPC.
+ * Updates are whole pages (iova, size and uaddr page aligned, else -EINVAL), and an
+ * invalidation removes the whole pages its range touches: what mem_ops->unmap gets is
+ * always page aligned. */
 int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64_t uaddr,
                          uint8_t perm, pid_t pid, GError **error);
 int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GError **error);
