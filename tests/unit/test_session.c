@@ -411,6 +411,29 @@ static void test_partial_invalidation_splits_and_the_rest_stays_reachable(void *
     traffic_ok(f, 8);
 }
 
+static void test_iotlb_works_in_whole_pages(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t ua = client_mem_uaddr(f->mem, 0);
+
+    ASSERT_FAILS(EINVAL, session_iotlb_update(f->s, IOVA + 0x800, 0x1000, ua, 3, getpid(), error));
+    ASSERT_FAILS(EINVAL, session_iotlb_update(f->s, IOVA, 0x1800, ua, 3, getpid(), error));
+    ASSERT_FAILS(EINVAL, session_iotlb_update(f->s, IOVA, 0x1000, ua + 8, 3, getpid(), error));
+    assert_int_equal(f->mem->maps, 0);
+    ASSERT_OK(client_net_map(&f->c, error));
+    /* a range inside one page takes that page; one across a page boundary, both pages */
+    ASSERT_OK(session_iotlb_invalidate(f->s, IOVA + 0x20800, 0x10, error));
+    assert_int_equal(session_mapped_bytes(f->s), MEM_SIZE - 0x1000);
+    ASSERT_OK(session_iotlb_batch_begin(f->s, error));
+    ASSERT_OK(session_iotlb_invalidate(f->s, IOVA + 0x40ff0, 0x20, error));
+    ASSERT_OK(session_iotlb_batch_end(f->s, error));
+    assert_int_equal(session_mapped_bytes(f->s), MEM_SIZE - 0x3000);
+    assert_int_equal(f->mem->live_bytes, MEM_SIZE - 0x3000);
+    /* the pages around are still the device's */
+    ASSERT_OK(client_net_start(&f->c, true, error));
+    traffic_ok(f, 8);
+}
+
 static void test_invalidate_everything_on_an_empty_table_succeeds(void **state)
 {
     struct fixture *f = *state;
@@ -496,19 +519,19 @@ static void test_iotlb_holds_at_most_2048_entries(void **state)
 
     /* one page of client memory at 2048 IOVAs: 2048 mappings in vdpad */
     for (uint64_t i = 0; i < 2048; i++)
-        ASSERT_OK(session_iotlb_update(f->s, i * 0x2000, 0x1000, ua, VHOST_ACCESS_RW, getpid(),
+        ASSERT_OK(session_iotlb_update(f->s, i * 0x4000, 0x1000, ua, VHOST_ACCESS_RW, getpid(),
                                        error));
     ASSERT_FAILS(ENOSPC, session_iotlb_update(f->s, 0x10000000, 0x1000, ua, VHOST_ACCESS_RW,
                                               getpid(), error));
     assert_int_equal(f->mem->maps, 2048);
     /* a cut inside an entry would add one: refused, nothing changed */
     ASSERT_OK(session_iotlb_invalidate(f->s, 0, 0x1000, error));
-    ASSERT_OK(session_iotlb_update(f->s, 0, 0x2000, client_mem_uaddr(f->mem, 0x2000),
+    ASSERT_OK(session_iotlb_update(f->s, 0, 0x3000, client_mem_uaddr(f->mem, 0x2000),
                                    VHOST_ACCESS_RW, getpid(), error));
-    ASSERT_FAILS(ENOSPC, session_iotlb_invalidate(f->s, 0x800, 0x1000, error));
-    assert_int_equal(session_mapped_bytes(f->s), 2047 * 0x1000 + 0x2000);
+    ASSERT_FAILS(ENOSPC, session_iotlb_invalidate(f->s, 0x1000, 0x1000, error));
+    assert_int_equal(session_mapped_bytes(f->s), 2047 * 0x1000 + 0x3000);
     /* cuts at an edge, and whole entries, are fine */
-    ASSERT_OK(session_iotlb_invalidate(f->s, 0x1000, 0x1000, error));
+    ASSERT_OK(session_iotlb_invalidate(f->s, 0x2000, 0x1000, error));
     ASSERT_OK(session_iotlb_invalidate(f->s, 0, UINT64_MAX, error));
     assert_int_equal(f->mem->live_bytes, 0);
 }
@@ -713,6 +736,7 @@ int main(void)
         T(test_iotlb_overlap_is_eexist_and_leaves_the_map_unchanged),
         T(test_iotlb_outside_the_iova_range_is_einval),
         T(test_partial_invalidation_splits_and_the_rest_stays_reachable),
+        T(test_iotlb_works_in_whole_pages),
         T(test_invalidate_everything_on_an_empty_table_succeeds),
         T(test_iotlb_batch_is_applied_at_batch_end),
         T(test_invalidation_inside_a_batch_keeps_memory_until_batch_end),
