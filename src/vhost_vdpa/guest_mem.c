@@ -190,8 +190,9 @@ int guest_mem_map(pid_t pid, uint64_t uaddr, uint64_t size, gboolean writable, v
 
 void guest_mem_unmap(void *local, uint64_t size)
 {
-    if (local && size)
-        munmap(local, size);
+    if (local && size && munmap(local, size) < 0)
+        g_warning("client memory at %p (0x%" PRIx64 " bytes) stays mapped: munmap: %s", local,
+                  size, g_strerror(errno));
 }
 
 pid_t guest_mem_tgid_of(pid_t tid)
