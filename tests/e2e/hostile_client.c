@@ -829,13 +829,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
-    static uint8_t zeros[FS_RAM_SIZE];
+    static const char zeros[FS_RAM_SIZE];
+    size_t left = (uint64_t)off < FS_RAM_SIZE ? FS_RAM_SIZE - (size_t)off : 0;
 
     if (atomic_load(&fs_stall))
         return;
-    if ((uint64_t)off >= FS_RAM_SIZE)
-        size = 0;
-    fuse_reply_buf(req, (const char *)zeros, MIN(size, FS_RAM_SIZE - (size_t)MIN((uint64_t)off, FS_RAM_SIZE)));
+    fuse_reply_buf(req, zeros, MIN(size, left));
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {
