@@ -59,6 +59,12 @@ struct session {
  * number of them (vm.max_map_count) that every other client shares. */
 #define SESSION_MAX_IOTLB_ENTRIES 2048u
 
+/* Mappings the session holds: its entries, and what waits for the end of a batch. */
+static unsigned mappings_held(const struct session *s)
+{
+    return s->maps->len + s->unmap_at_batch_end->len;
+}
+
 /* Backend features vdpad's front offers; SUSPEND/RESUME only when the device can. */
 #define BASE_BACKEND_FEATURES \
     ((1ull << VHOST_BACKEND_F_IOTLB_MSG_V2) | (1ull << VHOST_BACKEND_F_IOTLB_BATCH))
@@ -641,10 +647,11 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
         return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
                           " uaddr 0x%" PRIx64 " is not page aligned", DEV_NAME(s), iova, size,
                           uaddr);
-    if (s->maps->len >= SESSION_MAX_IOTLB_ENTRIES)
+    if (mappings_held(s) >= SESSION_MAX_IOTLB_ENTRIES)
         return vdpad_fail(error, ENOSPC, "%s: IOTLB update iova 0x%" PRIx64 ": the IOTLB has "
-                          "its maximum of %u entries", DEV_NAME(s), iova,
-                          SESSION_MAX_IOTLB_ENTRIES);
+                          "its maximum of %u entries (%u of them invalidated, kept until the "
+                          "end of the batch)", DEV_NAME(s), iova, SESSION_MAX_IOTLB_ENTRIES,
+                          s->unmap_at_batch_end->len);
     /* Overlap check before mapping anything, like the kernel (EEXIST). */
     guint at = find_first_record_ending_after(s, iova);
     if (at < s->maps->len) {
@@ -716,7 +723,7 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
 
     /* Only a cut strictly inside one record adds an entry; refuse it on a full table
      * before changing anything. */
-    if (i < s->maps->len && s->maps->len >= SESSION_MAX_IOTLB_ENTRIES) {
+    if (i < s->maps->len && mappings_held(s) >= SESSION_MAX_IOTLB_ENTRIES) {
         const struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
         if (r->iova < iova && last < r->iova + r->size - 1)
             return vdpad_fail(error, ENOSPC, "%s: IOTLB invalidate iova 0x%" PRIx64 " size 0x%"

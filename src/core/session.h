@@ -103,8 +103,9 @@ int session_get_vq_info(struct session *s, unsigned idx, struct session_vq_info 
  * unshareable range at guest-physical 0 or 1 MiB, where x86 RAM lies, is refused
  * (-EOPNOTSUPP) with an error that names the domain XML to add (whatever the mem_ops said),
  * and so is DRIVER_OK afterwards.
- * At most 2048 entries (the kernel's max_iotlb_entries): an update past that, or an
- * invalidation that would split an entry of a full table, is -ENOSPC.
+ * At most 2048 entries (the kernel's max_iotlb_entries), counting memory invalidated
+ * inside a batch and kept until its end: an update past that, or an invalidation that
+ * would split an entry of a full table, is -ENOSPC.
  * Updates are whole pages (iova, size and uaddr page aligned, else -EINVAL), and an
  * invalidation removes the whole pages its range touches: what mem_ops->unmap gets is
  * always page aligned. */
