@@ -536,6 +536,27 @@ static void test_iotlb_holds_at_most_2048_entries(void **state)
     assert_int_equal(f->mem->live_bytes, 0);
 }
 
+static void test_invalidated_memory_kept_for_batch_end_counts_against_the_cap(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t ua = client_mem_uaddr(f->mem, 0);
+
+    /* map and invalidate the same page over and over inside one batch: the memory waits
+     * for BATCH_END, and counts */
+    ASSERT_OK(session_iotlb_batch_begin(f->s, error));
+    for (unsigned i = 0; i < 2048; i++) {
+        ASSERT_OK(session_iotlb_update(f->s, 0x1000, 0x1000, ua, VHOST_ACCESS_RW, getpid(),
+                                       error));
+        ASSERT_OK(session_iotlb_invalidate(f->s, 0x1000, 0x1000, error));
+    }
+    ASSERT_FAILS(ENOSPC, session_iotlb_update(f->s, 0x1000, 0x1000, ua, VHOST_ACCESS_RW,
+                                              getpid(), error));
+    assert_int_equal(f->mem->live_bytes, 2048 * 0x1000);
+    ASSERT_OK(session_iotlb_batch_end(f->s, error));
+    assert_int_equal(f->mem->live_bytes, 0);
+    ASSERT_OK(session_iotlb_update(f->s, 0x1000, 0x1000, ua, VHOST_ACCESS_RW, getpid(), error));
+}
+
 /* ------------------------------------------------------------------ unshareable memory */
 
 static void make_unshared_window(struct fixture *f, uint64_t *ua)
@@ -742,6 +763,7 @@ int main(void)
         T(test_invalidation_inside_a_batch_keeps_memory_until_batch_end),
         T(test_reset_inside_a_batch_keeps_the_batch_open),
         T(test_iotlb_holds_at_most_2048_entries),
+        T(test_invalidated_memory_kept_for_batch_end_counts_against_the_cap),
         T(test_unshareable_rom_is_accepted_as_unreachable),
         T(test_unshareable_ram_is_refused_and_so_is_driver_ok),
         T(test_client_shrinking_its_memory_does_not_kill_the_worker),
