@@ -206,6 +206,11 @@ pid_t session_owner(const struct session *s)
 
 int session_set_owner(struct session *s, pid_t tgid, GError **error)
 {
+    /* FUSE reports pid 0 for a caller outside our pid namespace: we could reach neither
+     * its memory nor its fds, and owner 0 would mean "no owner" */
+    if (tgid <= 0)
+        return vdpad_fail(error, EPERM, "%s: SET_OWNER from a process outside vdpad's pid "
+                          "namespace (pid %d)", DEV_NAME(s), (int)tgid);
     if (s->owner)
         return vdpad_fail(error, EBUSY, "%s: already owned by pid %d (SET_OWNER from pid %d)",
                           DEV_NAME(s), (int)s->owner, (int)tgid);
