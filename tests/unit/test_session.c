@@ -151,6 +151,9 @@ static void test_second_set_owner_is_ebusy(void **state)
     struct fixture *f = *state;
 
     assert_int_equal(session_owner(f->s), 0);
+    /* pid 0: FUSE's answer for a caller outside our pid namespace */
+    ASSERT_FAILS(EPERM, session_set_owner(f->s, 0, error));
+    assert_int_equal(session_owner(f->s), 0);
     ASSERT_OK(session_set_owner(f->s, 100, error));
     assert_int_equal(session_owner(f->s), 100);
     ASSERT_FAILS(EBUSY, session_set_owner(f->s, 100, error));
