@@ -25,11 +25,15 @@ struct guard_slot {
 
 static struct guard_slot slots[GUARD_SLOTS];
 static _Atomic unsigned slots_used; /* every slot in use is below this */
+/* Bumped after every range is published. A removal that splits a range publishes what it
+ * keeps before it shrinks the old slot; a handler that read the old slot shrunk sees the
+ * bump too, and scans again. */
+static _Atomic unsigned generation;
 static _Atomic uint64_t pages_replaced;
 static struct sigaction previous;
 static uintptr_t page_size;
 
-static bool in_client_memory(uintptr_t addr)
+static bool scan_ranges(uintptr_t addr)
 {
     unsigned n = atomic_load_explicit(&slots_used, memory_order_acquire);
 
@@ -44,15 +48,50 @@ static bool in_client_memory(uintptr_t addr)
     return false;
 }
 
+static bool in_client_memory(uintptr_t addr)
+{
+    /* bounded: the control thread, not this one, changes the ranges */
+    for (int tries = 0; tries < 64; tries++) {
+        unsigned gen = atomic_load_explicit(&generation, memory_order_acquire);
+
+        if (scan_ranges(addr))
+            return true;
+        if (atomic_load_explicit(&generation, memory_order_acquire) == gen)
+            return false;
+    }
+    return false;
+}
+
+/* "mem_guard: SIGBUS at 0x...: why\n" on stderr, with what a signal handler may call */
+static void say_why(uintptr_t addr, const char *why)
+{
+    char buf[128] = "mem_guard: SIGBUS at 0x";
+    size_t n = strlen(buf);
+
+    for (int shift = 60; shift >= 0; shift -= 4)
+        buf[n++] = "0123456789abcdef"[(addr >> shift) & 0xf];
+    buf[n++] = ':';
+    buf[n++] = ' ';
+    for (size_t i = 0; why[i] && n < sizeof(buf) - 1; i++)
+        buf[n++] = why[i];
+    buf[n++] = '\n';
+    ssize_t ignored = write(STDERR_FILENO, buf, n);
+    (void)ignored;
+}
+
 static void on_sigbus(int sig, siginfo_t *si, void *ucontext)
 {
     uintptr_t addr = (uintptr_t)si->si_addr;
 
-    if (si->si_code == BUS_ADRERR && in_client_memory(addr) &&
-        mmap((void *)(addr & ~(page_size - 1)), page_size, PROT_READ | PROT_WRITE,
-             MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
-        atomic_fetch_add(&pages_replaced, 1);
-        return; /* the access is retried, on the zero page */
+    if (si->si_code == BUS_ADRERR && in_client_memory(addr)) {
+        if (mmap((void *)(addr & ~(page_size - 1)), page_size, PROT_READ | PROT_WRITE,
+                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
+            atomic_fetch_add(&pages_replaced, 1);
+            return; /* the access is retried, on the zero page */
+        }
+        say_why(addr, "client memory, but no zero page could be mapped there");
+    } else if (si->si_code > 0) {
+        say_why(addr, si->si_code == BUS_ADRERR ? "not client memory" : "not a missing page");
     }
     /* not ours: back to the handler before us (a sanitizer's) or the default action; a
      * fault happens again when we return, a signal sent by kill() is sent again */
@@ -97,6 +136,7 @@ void mem_guard_add(void *start, uint64_t size)
         slot_set(i, (uintptr_t)start, (uintptr_t)start + size);
         if (i >= atomic_load(&slots_used))
             atomic_store_explicit(&slots_used, i + 1, memory_order_release);
+        atomic_fetch_add_explicit(&generation, 1, memory_order_release);
         return;
     }
     g_warning("client memory at %p is not guarded: %u ranges already", start, GUARD_SLOTS);
@@ -131,4 +171,13 @@ void mem_guard_remove(void *start, uint64_t size)
 uint64_t mem_guard_pages_replaced(void)
 {
     return atomic_load(&pages_replaced);
+}
+
+unsigned mem_guard_ranges(void)
+{
+    unsigned n = atomic_load(&slots_used), used = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        used += atomic_load(&slots[i].end) != 0;
+    return used;
 }

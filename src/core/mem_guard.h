@@ -28,3 +28,5 @@ void mem_guard_add(void *start, uint64_t size);
 void mem_guard_remove(void *start, uint64_t size);
 /* Pages replaced with zero pages since the process started. */
 uint64_t mem_guard_pages_replaced(void);
+/* Ranges guarded now (for leak checks in tests). */
+unsigned mem_guard_ranges(void);
