@@ -48,6 +48,7 @@
 
 #include "../unit/client_mem.h"
 #include "backend/sim/sim.h"
+#include "core/mem_guard.h"
 #include "core/session.h"
 #include "util/compat.h"
 #include "vhost_vdpa/uapi.h"
@@ -385,6 +386,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* counted per input: between inputs libFuzzer may open fds of its own (the
      * sanitizer's symbolizer) */
     unsigned fds_before = count_open_fds();
+    unsigned guarded_before = mem_guard_ranges();
     r.dev = u8(&r) % 4 == 3 ? blk_dev : net_dev;
     for (unsigned i = 0; i < N_EVENTFDS; i++)
         if ((r.efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
@@ -423,6 +425,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         die("the device was not reset when the session ended");
     if (mem->live_bytes != 0)
         die("client memory still mapped after the session ended");
+    if (mem_guard_ranges() != guarded_before)
+        die("client memory still guarded after the session ended");
     for (unsigned i = 0; i < N_EVENTFDS; i++)
         close(r.efd[i]);
     close(r.pipe[0]);

@@ -66,6 +66,7 @@ static int teardown(void **state)
     session_free(f->s);
     /* everything the session mapped is unmapped, every fd it took is closed */
     assert_int_equal(f->mem->live_bytes, 0);
+    assert_int_equal(mem_guard_ranges(), 0);
     client_mem_free(f->mem);
     vdpa_device_free(f->dev);
     assert_int_equal(count_open_fds(), f->fds_at_start);
