@@ -66,6 +66,17 @@ static int setup(void **state)
     f->subscription = g_dbus_connection_signal_subscribe(f->client, VDPAD_DBUS_NAME, NULL, NULL,
                                                          NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
                                                          on_signal, f, NULL);
+    /* GDBus delivers signals from a well-known name only once it has learnt the name's
+     * owner (an asynchronous GetNameOwner since the CVE-2024-34397 fix); a signal emitted
+     * before that is dropped. A call answered after it on the same connection, then the
+     * events it left pending, make the subscription complete before any test runs. */
+    g_autoptr(GVariant) owner = g_dbus_connection_call_sync(
+        f->client, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        "GetNameOwner", g_variant_new("(s)", VDPAD_DBUS_NAME), NULL, G_DBUS_CALL_FLAGS_NONE, -1,
+        NULL, &err);
+    assert_non_null(owner);
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
     *state = f;
     return 0;
 }
