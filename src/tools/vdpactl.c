@@ -30,6 +30,8 @@ static const char usage_text[] =
     "                  print vdpad's signals as they come, one line each\n"
     "  migrate --src-qmp SOCK --dst-qmp SOCK --device NAME --source HOST:PORT URI\n"
     "                  live-migrate a QEMU guest on a vdpad device (vdpactl migrate --help)\n"
+    "  qmp SOCK COMMAND [ARGS-JSON]\n"
+    "                  run one QMP command on a QEMU and print its result as JSON\n"
     "\n"
     "--bus takes system (default), session or a D-Bus address (unix:path=...).\n"
     "Exit status: 0 done, 1 the operation failed, 2 usage error, 3 vdpad not reachable.\n"
@@ -280,6 +282,10 @@ int main(int argc, char **argv)
     }
     if (g_str_equal(cmd, "migrate")) {
         rc = vdpactl_migrate(&opt, argc - 1, argv + 1);
+        goto out;
+    }
+    if (g_str_equal(cmd, "qmp")) {
+        rc = vdpactl_qmp(&opt, argc - 1, argv + 1);
         goto out;
     }
     rc = -1;

@@ -190,8 +190,7 @@ static int do_get_vring_num(struct request *r)
 
 static int do_get_iova_range(struct request *r)
 {
-    struct vdpa_device *dev = session_device(r->s);
-    struct vdpa_iova_range range = dev->ops->get_iova_range(dev);
+    struct vdpa_iova_range range = session_get_iova_range(r->s);
 
     *OUT(r, struct vhost_vdpa_iova_range) =
         (struct vhost_vdpa_iova_range){ .first = range.first, .last = range.last };
