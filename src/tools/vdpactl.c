@@ -272,7 +272,7 @@ int main(int argc, char **argv)
     }
     if (argc < 2) {
         rc = vdpactl_usage_error("%s", "no command given: list, show, create, destroy, "
-                                 "prepare-incoming, cancel-incoming, monitor or migrate");
+                                 "prepare-incoming, cancel-incoming, monitor, migrate or qmp");
         goto out;
     }
     const char *cmd = argv[1];
@@ -294,7 +294,7 @@ int main(int argc, char **argv)
             rc = run_simple(&commands[i], &opt, argc - 1, argv + 1);
     if (rc < 0)
         rc = vdpactl_usage_error("unknown command '%s': list, show, create, destroy, "
-                                 "prepare-incoming, cancel-incoming, monitor or migrate", cmd);
+                                 "prepare-incoming, cancel-incoming, monitor, migrate or qmp", cmd);
 out:
     g_free(opt.bus);
     return rc;
