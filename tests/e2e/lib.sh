@@ -26,7 +26,10 @@ _run_cleanups() {
   else
     rm -rf "$E2E_WORK"
   fi
-  echo "[$E2E_NAME] $([ $rc = 0 ] && echo PASS || echo "FAIL (exit $rc)") in $(( ($(date +%s%N) - E2E_T0) / 1000000 )) ms"
+  local verdict="FAIL (exit $rc)"
+  [ $rc = 0 ] && verdict=PASS
+  [ $rc = "${E2E_TCG_PANIC:-}" ] && verdict="STOPPED: the guest panicked"
+  echo "[$E2E_NAME] $verdict in $(( ($(date +%s%N) - E2E_T0) / 1000000 )) ms"
 }
 trap _run_cleanups EXIT
 trap 'exit 130' INT TERM
@@ -135,11 +138,20 @@ s.close()
 PY
 }
 
+# guest_panicked NAME — the guest's kernel panicked (its console says so)
+guest_panicked() { grep -aq 'Kernel panic' "$E2E_WORK/$1.console" 2>/dev/null; }
+
+# on_guest_panic NAME — what a test does when a guest panics (unless mig_lib.sh, sourced
+# first, defined it)
+declare -F on_guest_panic >/dev/null ||
+  on_guest_panic() { die "the guest $1's kernel panicked: $(console_line "$1" 'Kernel panic|RIP:')"; }
+
 # wait_console NAME SECONDS PATTERN — waits for a console line matching PATTERN (grep -E)
 wait_console() {
   local name=$1 secs=$2 pat=$3 pidvar="QEMU_PID_$1"
   local deadline=$(( $(date +%s) + secs ))
   while ! grep -aqE "$pat" "$E2E_WORK/$name.console" 2>/dev/null; do
+    guest_panicked "$name" && on_guest_panic "$name"
     if proc_gone "${!pidvar}"; then
       grep -aqE "$pat" "$E2E_WORK/$name.console" 2>/dev/null && return 0
       die "QEMU $name exited before '$pat': $(tail -3 "$E2E_WORK/$name.qemu.log")"

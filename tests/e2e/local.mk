@@ -7,11 +7,14 @@ E2E_TESTS = \
 	tests/e2e/chained_qemu.sh \
 	tests/e2e/traffic_client.sh \
 	tests/e2e/libvirt_net.sh \
-	tests/e2e/hostile.sh
+	tests/e2e/hostile.sh \
+	tests/e2e/migrate.sh \
+	tests/e2e/migrate_failures.sh \
+	tests/e2e/migrate_soak.sh
 if ENABLE_E2E
 TESTS += $(E2E_TESTS)
 endif
-EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh
+EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/e2e/mig_lib.sh
 
 # the clients hostile.sh runs against a vdpad: good ones and misbehaving ones
 check_PROGRAMS += tests/e2e/hostile_client

@@ -1,10 +1,43 @@
-# mig_lib.sh — two vdpad "hosts" on one machine for migration tests (sourced after lib.sh).
+# mig_lib.sh — two vdpad "hosts" on one machine for migration tests (sourced after lib.sh;
+# a test that calls mig_attempts sources this file first and calls it before lib.sh).
 #
 # Each host is a network namespace (the two joined by a veth pair, 10.X.Y.1 and .2), with
 # its own dbus-daemon (vdpad owns org.vdpad1 once per bus), its own vdpad serving its
 # nodes and its migration channel on the host's address, with certificates from a test CA
 # in libvirt's file layout. QEMU runs inside the host's namespace, so the migration
 # stream and the channel cross the veth link.
+
+# QEMU 7.2's TCG now and then loses a guest write across a migration: the destination
+# guest's kernel panics soon after, with a plain QEMU NIC and no vdpad as well (docs/
+# migration.md, "Known limits"). A test that sees its guest panic exits with
+# E2E_TCG_PANIC; under mig_attempts it then runs once more. Twice in a row fails.
+E2E_TCG_PANIC=75
+
+# mig_attempts ARGS... — runs this test (its own script, ARGS) and, when that run ended
+# with E2E_TCG_PANIC, once more; exits with the last run's status. Call it before
+# sourcing lib.sh.
+mig_attempts() {
+  [ -n "${E2E_ATTEMPT:-}" ] && return 0
+  local rc=0
+  E2E_ATTEMPT=1 "$0" "$@" || rc=$?
+  if [ "$rc" = "$E2E_TCG_PANIC" ]; then
+    echo "[$(basename "$0" .sh)] NOTE: the guest panicked after a migration, QEMU 7.2 TCG's known lost write; running the test once more"
+    E2E_ATTEMPT=2 exec "$0" "$@"
+  fi
+  exit "$rc"
+}
+
+# a panicking guest on a first attempt ends the test with E2E_TCG_PANIC (lib.sh's
+# wait_console calls this)
+on_guest_panic() {
+  echo "[$E2E_NAME] guest $1 panicked: $(console_line "$1" 'Kernel panic|RIP:')" >&2
+  tail -40 "$E2E_WORK/$1.console" >&2
+  case "${E2E_ATTEMPT:-}" in
+    1) exit "$E2E_TCG_PANIC" ;;
+    2) die "the guest $1 panicked again" ;;
+    *) die "the guest $1 panicked" ;;
+  esac
+}
 
 MIG_NET=$(( ($$ % 200) + 20 ))          # a subnet per test run: 10.$MIG_NET.77.0/24
 MIG_IP_A=10.$MIG_NET.77.1

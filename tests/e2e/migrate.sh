@@ -9,8 +9,9 @@
 # migration, on the destination: frames sent to a foreign MAC must come back (promiscuous
 # mode restored) on both queue pairs (the pair count restored), and the final counters of
 # the continuous run must show nothing lost, duplicated or corrupted.
-. "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mig_lib.sh"
+mig_attempts "$@"
+. "$(dirname "$0")/lib.sh"
 require_root
 build_guest
 mig_pki
