@@ -566,7 +566,13 @@ struct relay *relay_new(struct vdpa_device *dev, const struct iova_map *guest_me
         r->hooks = *hooks;
     r->memfd = r->epfd = r->wake_fd = -1;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cvq_cond, NULL);
+    /* its waits take deadlines from g_get_monotonic_time(): the default clock (realtime)
+     * would put them in 1970 and every wait would time out at once */
+    pthread_condattr_t cattr;
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cvq_cond, &cattr);
+    pthread_condattr_destroy(&cattr);
 
     relay_shadow_window(dev, &first, &last);
     struct iova_region hit;
