@@ -6,7 +6,8 @@ E2E_TESTS = \
 	tests/e2e/qemu_net.sh \
 	tests/e2e/chained_qemu.sh \
 	tests/e2e/traffic_client.sh \
-	tests/e2e/libvirt_net.sh
+	tests/e2e/libvirt_net.sh \
+	tests/e2e/libvirt_migrate.sh
 if ENABLE_E2E
 TESTS += $(E2E_TESTS)
 endif
