@@ -140,8 +140,10 @@ static int prepare_incoming(const char *bus_name, const char *domain, GPtrArray 
     if (rc) /* the migration fails: leave no node waiting for it */
         for (guint i = 0; i < prepared->len; i++) {
             g_autoptr(GError) ignored = NULL;
-            g_autoptr(GVariant) r = call(bus, prepared->pdata[i], VDPAD_DBUS_DEVICE_IFACE,
-                                         "CancelIncoming", NULL, "()", 10000, &ignored);
+            GVariant *r = call(bus, prepared->pdata[i], VDPAD_DBUS_DEVICE_IFACE,
+                               "CancelIncoming", NULL, "()", 10000, &ignored);
+            if (r)
+                g_variant_unref(r);
         }
     return rc;
 }
