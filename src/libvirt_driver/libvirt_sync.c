@@ -274,6 +274,8 @@ static gpointer worker(gpointer data)
                 next = j;
             i++;
         }
+        if (s->quit) /* set while the lock was dropped above */
+            break;
         if (!next) {
             g_cond_wait(&s->cond, &s->lock);
             continue;
