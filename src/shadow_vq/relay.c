@@ -781,7 +781,7 @@ int relay_add_queue(struct relay *r, const struct relay_queue_config *cfg, GErro
         goto out;
     }
     /* serve at once: the guest may have made buffers available without a kick we saw */
-    r->q[q->idx] = g_steal_pointer(&q);
+    r->q[cfg->idx] = g_steal_pointer(&q); /* not q->idx: the steal may be evaluated first */
     r->pending[cfg->idx / 64] |= 1ull << (cfg->idx % 64);
 
 out:
