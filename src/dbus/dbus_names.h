@@ -33,5 +33,9 @@ char *vdpad_dbus_escape_path_element(const char *s);
 /* VDPAD_DBUS_DEVICE_PATH_PREFIX + the escaped name; the caller frees it. */
 char *vdpad_dbus_device_path(const char *name);
 
+/* The device name a device object path stands for (the inverse of vdpad_dbus_device_path),
+ * or NULL for any other path; the caller frees it. */
+char *vdpad_dbus_device_name_from_path(const char *path);
+
 /* The D-Bus error name for a vdpad GError (by its errno; Failed for foreign errors). */
 const char *vdpad_dbus_error_name(const GError *error);

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include "dbus/dbus_access.h"
+#include "dbus/dbus_migration.h"
 #include "dbus/dbus_names.h"
 #include "dbus/dbus_resources.h"
 #include "dbus/dbus_service.h"
 #include "dbus/device_props.h"
+#include "dbus/device_signals.h"
 #include "util/error.h"
 
 /* RequestName flags and replies (the D-Bus specification). */
@@ -25,12 +27,13 @@ struct device_obj {
     char *path;
     guint reg_id;
     GVariant *state;        /* the properties last announced (a{sv}) */
+    struct device_signals *signals;
 };
 
 struct dbus_service {
     struct node_registry *reg;
     struct fuse_front *front;
-    struct mig_service *mig; /* borrowed; NULL without a migration channel */
+    struct dbus_migration *migration; /* PrepareIncoming, CancelIncoming */
     char *bus_label;        /* "system bus", "session bus", "bus at ADDRESS" */
     GDBusConnection *conn;
     GDBusNodeInfo *manager_info;
@@ -65,12 +68,27 @@ static GVariant *device_get_property(GDBusConnection *conn, const char *sender,
     return value;
 }
 
+static void authorize_then_modify(struct dbus_service *svc, GDBusMethodInvocation *inv,
+                                  const char *sender, const char *device);
+
+static void device_method(GDBusConnection *conn, const char *sender, const char *path,
+                          const char *iface, const char *method, GVariant *params,
+                          GDBusMethodInvocation *inv, gpointer data)
+{
+    struct device_obj *obj = data;
+
+    /* PrepareIncoming and CancelIncoming: both change the node */
+    authorize_then_modify(obj->svc, inv, sender, obj->node->name);
+}
+
 static const GDBusInterfaceVTable device_vtable = {
+    .method_call = device_method,
     .get_property = device_get_property,
 };
 
 static void device_obj_free(struct device_obj *obj)
 {
+    device_signals_free(obj->signals);
     if (obj->reg_id)
         g_dbus_connection_unregister_object(obj->svc->conn, obj->reg_id);
     g_clear_pointer(&obj->state, g_variant_unref);
@@ -96,6 +114,7 @@ static void export_device(struct dbus_service *svc, struct vdpa_node *node)
     obj->node = node;
     obj->path = vdpad_dbus_device_path(node->name);
     obj->state = device_props_state(node, node_path);
+    obj->signals = device_signals_new(svc->conn, obj->path, node);
     obj->reg_id = g_dbus_connection_register_object(svc->conn, obj->path,
                                                     svc->device_info->interfaces[0],
                                                     &device_vtable, obj, NULL, &err);
@@ -147,9 +166,13 @@ static void on_node_event(struct vdpa_node *node, enum node_event event, void *d
     case NODE_MODE_CHANGED:
     case NODE_STOPPED:
     case NODE_RESTORED:
-    case NODE_MIGRATION_FAILED:
+    case NODE_MIGRATION_FAILED: {
+        struct device_obj *obj = g_hash_table_lookup(svc->devices, node->name);
+        if (obj)
+            device_signals_node_event(obj->signals, event);
         announce_changes(svc, node);
         break;
+    }
     }
 }
 
@@ -187,14 +210,23 @@ static void get_device(struct dbus_service *svc, GDBusMethodInvocation *inv, con
     g_dbus_method_invocation_return_value(inv, g_variant_new("(o)", path));
 }
 
-/* CreateDevice and DestroyDevice, once the caller is known to be allowed. */
+/* The methods that change something, once the caller is known to be allowed: the
+ * manager's CreateDevice and DestroyDevice, and a device's (device: its name). */
 static void modify(struct dbus_service *svc, GDBusMethodInvocation *inv,
-                   const struct dbus_caller *caller)
+                   const struct dbus_caller *caller, const char *device)
 {
     const char *method = g_dbus_method_invocation_get_method_name(inv);
     const char *arg;
     g_autoptr(GError) err = NULL;
 
+    if (device) {
+        g_autofree char *args = g_variant_print(g_dbus_method_invocation_get_parameters(inv),
+                                                FALSE);
+        g_message("D-Bus: %s.%s%s from uid %u, pid %d", device, method, args,
+                  (unsigned)caller->uid, (int)caller->pid);
+        dbus_migration_call(svc->migration, inv, device);
+        return;
+    }
     g_variant_get(g_dbus_method_invocation_get_parameters(inv), "(&s)", &arg);
     g_message("D-Bus: %s('%s') from uid %u, pid %d", method, arg, (unsigned)caller->uid,
               (int)caller->pid);
@@ -220,11 +252,20 @@ static void modify(struct dbus_service *svc, GDBusMethodInvocation *inv,
 struct pending_call {
     struct dbus_service *svc; /* not touched once the call is cancelled */
     GDBusMethodInvocation *inv;
+    char *device;             /* a device's method: its name (the object may go meanwhile) */
 };
+typedef struct pending_call pending_call; /* for g_autoptr */
+
+static void pending_call_free(struct pending_call *p)
+{
+    g_free(p->device);
+    g_free(p);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(pending_call, pending_call_free)
 
 static void on_credentials(GObject *source, GAsyncResult *res, gpointer data)
 {
-    g_autofree struct pending_call *p = data;
+    g_autoptr(pending_call) p = data;
     g_autoptr(GError) err = NULL;
     g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res,
                                                               &err);
@@ -260,14 +301,14 @@ static void on_credentials(GObject *source, GAsyncResult *res, gpointer data)
             "; uid %u (pid %d) is neither", method, (unsigned)caller.uid, (int)caller.pid);
         g_dbus_method_invocation_return_dbus_error(p->inv, VDPAD_DBUS_ERROR_ACCESS_DENIED, msg);
     } else {
-        modify(svc, p->inv, &caller);
+        modify(svc, p->inv, &caller, p->device);
     }
     dbus_caller_clear(&caller);
 }
 
 /* Asks the bus who the sender is, then runs modify() if it may. */
 static void authorize_then_modify(struct dbus_service *svc, GDBusMethodInvocation *inv,
-                                  const char *sender)
+                                  const char *sender, const char *device)
 {
     if (!sender) { /* not on a message bus: no way to know the caller */
         g_dbus_method_invocation_return_dbus_error(inv, VDPAD_DBUS_ERROR_ACCESS_DENIED,
@@ -277,6 +318,7 @@ static void authorize_then_modify(struct dbus_service *svc, GDBusMethodInvocatio
     struct pending_call *p = g_new0(struct pending_call, 1);
     p->svc = svc;
     p->inv = inv;
+    p->device = g_strdup(device);
     g_dbus_connection_call(svc->conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                            "org.freedesktop.DBus", "GetConnectionCredentials",
                            g_variant_new("(s)", sender), G_VARIANT_TYPE("(a{sv})"),
@@ -297,7 +339,7 @@ static void manager_method(GDBusConnection *conn, const char *sender, const char
         g_variant_get(params, "(&s)", &name);
         get_device(svc, inv, name);
     } else if (g_str_equal(method, "CreateDevice") || g_str_equal(method, "DestroyDevice")) {
-        authorize_then_modify(svc, inv, sender);
+        authorize_then_modify(svc, inv, sender, NULL);
     } else {
         g_dbus_method_invocation_return_error(inv, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD,
                                               "no method %s.%s", iface, method);
@@ -383,6 +425,7 @@ static struct dbus_service *start(const char *address, const char *bus_label,
     svc->devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                          (GDestroyNotify)device_obj_free);
     svc->cancel = g_cancellable_new();
+    svc->migration = dbus_migration_new(reg);
     svc->has_group = dbus_access_lookup_group(&svc->vdpad_gid);
     svc->manager_info = load_interface(VDPAD_DBUS_RESOURCE_MANAGER_XML, error);
     if (!svc->manager_info)
@@ -448,7 +491,7 @@ struct dbus_service *dbus_service_start_address(const char *address, struct node
 
 void dbus_service_set_migration(struct dbus_service *svc, struct mig_service *mig)
 {
-    svc->mig = mig;
+    dbus_migration_set_channel(svc->migration, mig);
 }
 
 void dbus_service_stop(struct dbus_service *svc)
@@ -457,6 +500,7 @@ void dbus_service_stop(struct dbus_service *svc)
         return;
     if (svc->cancel)
         g_cancellable_cancel(svc->cancel);
+    g_clear_pointer(&svc->migration, dbus_migration_free); /* waits for source checks */
     if (svc->observing)
         node_registry_remove_observer(svc->reg, on_node_event, svc);
     if (svc->devices)

@@ -2,25 +2,29 @@
  *
  * Bus name org.vdpad1. /org/vdpad1 implements org.vdpad1.Manager (ListDevices, GetDevice,
  * CreateDevice, DestroyDevice; signals DeviceAdded, DeviceRemoved); each device is an
- * object /org/vdpad1/device/<escaped name> (dbus_names.h) implementing org.vdpad1.Device,
- * read-only properties (device_props.h). The introspection XML is data/org.vdpad1.*.xml,
- * compiled into the program. docs/dbus.md describes the whole interface.
+ * object /org/vdpad1/device/<escaped name> (dbus_names.h) implementing org.vdpad1.Device:
+ * read-only properties (device_props.h), the migration signals (device_signals.h) and
+ * PrepareIncoming/CancelIncoming (dbus_migration.h). The introspection XML is
+ * data/org.vdpad1.*.xml, compiled into the program. docs/dbus.md describes the whole
+ * interface.
  *
  * Signals: PropertiesChanged is emitted for the properties that changed when the registry
- * reports a node event (opened, closed, changed). QueueCounters is never signalled; it is
- * read from the device at each Get.
+ * reports a node event (opened, closed, changed, migration events). QueueCounters and
+ * DirtyMarks are never signalled; they are read at each Get.
  *
  * Access: on the system bus the policy (data/org.vdpad1.conf) lets only root and the
- * group vdpad call CreateDevice and DestroyDevice. The service checks those calls again
- * from the caller's bus credentials (dbus_access.h), so a bus without the policy is no
- * way around it; refused calls get org.freedesktop.DBus.Error.AccessDenied.
+ * group vdpad call CreateDevice, DestroyDevice, PrepareIncoming and CancelIncoming. The
+ * service checks those calls again from the caller's bus credentials (dbus_access.h), so
+ * a bus without the policy is no way around it; refused calls get
+ * org.freedesktop.DBus.Error.AccessDenied.
  *
  * The service has a private connection to the bus: stopping it closes the connection,
  * which releases the name. If the bus goes away the daemon keeps serving its nodes and
  * logs that D-Bus is gone.
  *
  * Threads: the control thread's main context (the default one), which also serves FUSE.
- * Nothing here blocks on a client: the credential check is asynchronous.
+ * Nothing here blocks on a client: the credential check is asynchronous, and
+ * PrepareIncoming checks its source on a worker thread (stop waits for it).
  */
 #pragma once
 
@@ -45,6 +49,7 @@ struct dbus_service *dbus_service_start_address(const char *address, struct node
 /* Releases the name, removes the objects, stops following the registry. NULL is a no-op. */
 void dbus_service_stop(struct dbus_service *svc);
 
-/* The migration channel (NULL: none), which PrepareIncoming uses to check the source. */
+/* The migration channel (NULL: none), which PrepareIncoming uses to check the source.
+ * Borrowed: stop the service before the channel. */
 void dbus_service_set_migration(struct dbus_service *svc, struct mig_service *mig);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(dbus_service, dbus_service_stop)

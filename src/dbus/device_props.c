@@ -49,11 +49,24 @@ static guint32 net_queue_pairs(struct vdpa_device *dev)
     return le16toh(pairs); /* config space is little-endian (VIRTIO_F_VERSION_1) */
 }
 
+char *device_props_incoming(const struct vdpa_node *node)
+{
+    if (!node->incoming)
+        return g_strdup("");
+    return g_strdup_printf("%s %s", node->incoming->source, node->incoming->device);
+}
+
+guint64 device_props_dirty_marks(struct vdpa_node *node)
+{
+    return node->session ? session_dirty_marks(node->session) : 0;
+}
+
 GVariant *device_props_state(struct vdpa_node *node, const char *node_path)
 {
     struct vdpa_device *dev = node->dev;
     struct session *s = node->session;
     g_autofree char *mac = net_mac(dev);
+    g_autofree char *incoming = device_props_incoming(node);
     GVariantBuilder b;
 
     g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
@@ -61,7 +74,10 @@ GVariant *device_props_state(struct vdpa_node *node, const char *node_path)
     g_variant_builder_add(&b, "{sv}", "Backend", g_variant_new_string(dev->backend));
     g_variant_builder_add(&b, "{sv}", "Features",
                           g_variant_new_uint64(s ? dev->ops->get_driver_features(dev) : 0));
+    g_variant_builder_add(&b, "{sv}", "Incoming", g_variant_new_string(incoming));
     g_variant_builder_add(&b, "{sv}", "MAC", g_variant_new_string(mac));
+    g_variant_builder_add(&b, "{sv}", "MigrationToken",
+                          g_variant_new_string(s ? node->token : ""));
     g_variant_builder_add(&b, "{sv}", "Mode", g_variant_new_string(device_props_mode(node)));
     g_variant_builder_add(&b, "{sv}", "Name", g_variant_new_string(node->name));
     g_variant_builder_add(&b, "{sv}", "NodePath", g_variant_new_string(node_path));
@@ -104,6 +120,8 @@ GVariant *device_props_get(struct vdpa_node *node, const char *node_path, const 
 {
     if (g_str_equal(name, "QueueCounters"))
         return device_props_queue_counters(node);
+    if (g_str_equal(name, "DirtyMarks"))
+        return g_variant_ref_sink(g_variant_new_uint64(device_props_dirty_marks(node)));
     g_autoptr(GVariant) state = device_props_state(node, node_path);
     return g_variant_lookup_value(state, name, NULL);
 }

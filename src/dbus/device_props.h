@@ -10,12 +10,19 @@
 
 #include "core/node.h"
 
-/* What the device does with the client's rings: "passthrough" today. The one place the
- * Mode property comes from, so that the relay can change it. */
+/* What the device does with the client's rings: "passthrough", or "relay" while the
+ * session's data queues go through the relay (node->mode, from NODE_MODE_CHANGED). */
 const char *device_props_mode(const struct vdpa_node *node);
 
-/* Every property except QueueCounters, as a{sv} sorted by name. node_path is the
- * NodePath value. */
+/* Incoming: "HOST:PORT DEVICE" while the node is prepared for a migration, else "". */
+char *device_props_incoming(const struct vdpa_node *node);
+
+/* DirtyMarks: the session's dirty-log marks so far; 0 while the node is closed. */
+guint64 device_props_dirty_marks(struct vdpa_node *node);
+
+/* Every property that PropertiesChanged announces (all but QueueCounters and DirtyMarks),
+ * as a{sv} sorted by name. node_path is the NodePath value. MigrationToken is the
+ * session's token while the node is open, else "". */
 GVariant *device_props_state(struct vdpa_node *node, const char *node_path);
 
 /* QueueCounters: a(ua{st}), one entry per virtqueue in queue order; a queue whose

@@ -5,6 +5,8 @@ src_libvdpad_a_SOURCES += \
 	src/dbus/dbus_names.c src/dbus/dbus_names.h \
 	src/dbus/dbus_access.c src/dbus/dbus_access.h \
 	src/dbus/device_props.c src/dbus/device_props.h \
+	src/dbus/device_signals.c src/dbus/device_signals.h \
+	src/dbus/dbus_migration.c src/dbus/dbus_migration.h \
 	src/dbus/dbus_resources.h
 nodist_src_libvdpad_a_SOURCES += src/dbus/vdpad-resources.c
 CLEANFILES += src/dbus/vdpad-resources.c

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "tools/vdpactl_format.h"
@@ -123,7 +124,8 @@ char *vdpactl_format_show(GVariant *device)
     /* Every property of org.vdpad1.Device, in the order a person reads them. */
     static const char *const order[] = { "Name", "Type", "Backend", "Mode", "NodePath", "MAC",
                                          "QueuePairs", "Features", "Status", "OpenerPid",
-                                         "OwnerPid" };
+                                         "OwnerPid", "MigrationToken", "Incoming",
+                                         "DirtyMarks" };
     GString *out = g_string_new(NULL);
 
     for (unsigned i = 0; i < G_N_ELEMENTS(order); i++) {
@@ -140,7 +142,7 @@ char *vdpactl_format_show(GVariant *device)
             text = pid_text(device, name);
         else
             text = prop_text(device, name);
-        g_string_append_printf(out, "%-12s %s\n", name, text);
+        g_string_append_printf(out, "%-14s %s\n", name, text);
     }
     g_autoptr(GVariant) counters =
         g_variant_lookup_value(device, "QueueCounters", G_VARIANT_TYPE("a(ua{st})"));
@@ -173,21 +175,92 @@ static json_object *counters_json(GVariant *counters)
     return queues;
 }
 
-static json_object *value_json(GVariant *v)
+json_object *vdpactl_json_double(double v)
 {
-    if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
+    char text[64];
+
+    if (!isfinite(v))
+        return NULL; /* JSON has no NaN or infinity */
+    /* three decimals (microseconds in a millisecond value), without json-c's 17 digits */
+    g_ascii_formatd(text, sizeof(text), "%.3f", v);
+    size_t len = strlen(text);
+    while (len > 0 && text[len - 1] == '0' && strchr(text, '.') && text[len - 2] != '.')
+        text[--len] = '\0';
+    return json_object_new_double_s(v, text);
+}
+
+/* Stopped's bases: [{"Queue": 0, "Base": 17}, ...] */
+static json_object *bases_json(GVariant *bases)
+{
+    json_object *array = json_object_new_array();
+    GVariantIter it;
+    guint32 idx;
+    guint16 base;
+
+    g_variant_iter_init(&it, bases);
+    while (g_variant_iter_next(&it, "(uq)", &idx, &base)) {
+        json_object *q = json_object_new_object();
+        json_object_object_add(q, "Queue", json_object_new_int64(idx));
+        json_object_object_add(q, "Base", json_object_new_int64(base));
+        json_object_array_add(array, q);
+    }
+    return array;
+}
+
+json_object *vdpactl_variant_json(GVariant *v)
+{
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING) ||
+        g_variant_is_of_type(v, G_VARIANT_TYPE_OBJECT_PATH) ||
+        g_variant_is_of_type(v, G_VARIANT_TYPE_SIGNATURE))
         return json_object_new_string(g_variant_get_string(v, NULL));
     if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64))
         return json_object_new_uint64(g_variant_get_uint64(v));
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_INT64))
+        return json_object_new_int64(g_variant_get_int64(v));
     if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT32))
         return json_object_new_int64(g_variant_get_uint32(v));
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_INT32))
+        return json_object_new_int64(g_variant_get_int32(v));
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT16))
+        return json_object_new_int64(g_variant_get_uint16(v));
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_INT16))
+        return json_object_new_int64(g_variant_get_int16(v));
     if (g_variant_is_of_type(v, G_VARIANT_TYPE_BYTE))
         return json_object_new_int64(g_variant_get_byte(v));
     if (g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
         return json_object_new_boolean(g_variant_get_boolean(v));
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_DOUBLE))
+        return vdpactl_json_double(g_variant_get_double(v));
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_VARIANT)) {
+        g_autoptr(GVariant) inner = g_variant_get_variant(v);
+        return vdpactl_variant_json(inner);
+    }
     if (g_variant_is_of_type(v, G_VARIANT_TYPE("a(ua{st})")))
         return counters_json(v);
-    g_autofree char *text = g_variant_print(v, TRUE); /* a type this vdpactl predates */
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE("a(uq)")))
+        return bases_json(v);
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE("a{s*}"))) {
+        json_object *obj = json_object_new_object();
+        GVariantIter it;
+        const char *key;
+        GVariant *value;
+        g_variant_iter_init(&it, v);
+        while (g_variant_iter_loop(&it, "{&s@*}", &key, &value))
+            json_object_object_add(obj, key, vdpactl_variant_json(value));
+        return obj;
+    }
+    if (g_variant_is_container(v)) { /* other arrays and tuples */
+        json_object *array = json_object_new_array();
+        GVariantIter it;
+        GVariant *child;
+        g_variant_iter_init(&it, v);
+        while ((child = g_variant_iter_next_value(&it))) {
+            json_object_array_add(array, vdpactl_variant_json(child));
+            g_variant_unref(child);
+        }
+        return array;
+    }
+    g_autofree char *text = g_variant_print(v, TRUE); /* handles, maybe types */
     return json_object_new_string(text);
 }
 
@@ -202,6 +275,6 @@ json_object *vdpactl_device_json(GVariant *device, const char *object_path)
         json_object_object_add(obj, "ObjectPath", json_object_new_string(object_path));
     g_variant_iter_init(&it, device);
     while (g_variant_iter_loop(&it, "{&sv}", &key, &value))
-        json_object_object_add(obj, key, value_json(value));
+        json_object_object_add(obj, key, vdpactl_variant_json(value));
     return obj;
 }

@@ -24,5 +24,14 @@ char *vdpactl_format_show(GVariant *device);
 /* "0x0f (ACKNOWLEDGE DRIVER FEATURES_OK DRIVER_OK)"; "0x00 (reset)" for 0. */
 char *vdpactl_format_status(guint8 status);
 
+/* A double with at most three decimals ("0.412", "2584657.6", "1.0"); NULL (JSON null)
+ * for NaN and infinities. */
+json_object *vdpactl_json_double(double v);
+
+/* Any D-Bus value as JSON: strings, numbers, booleans as such; a{s*} as an object; other
+ * arrays and tuples as arrays; variants unwrapped. QueueCounters' a(ua{st}) becomes
+ * [{"Queue": 0, "Counters": {...}}], Stopped's a(uq) [{"Queue": 0, "Base": 17}]. */
+json_object *vdpactl_variant_json(GVariant *v);
+
 /* The JSON object for a device; object_path may be NULL. */
 json_object *vdpactl_device_json(GVariant *device, const char *object_path);

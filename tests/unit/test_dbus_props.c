@@ -15,6 +15,7 @@
 #include "dbus/dbus_access.h"
 #include "dbus/dbus_names.h"
 #include "dbus/device_props.h"
+#include "dbus/device_signals.h"
 #include "util/error.h"
 
 /* ------------------------------------------------------------------ names */
@@ -43,6 +44,24 @@ static void device_paths_escape_every_byte_outside_alnum(void **state)
         assert_string_equal(element, glib);
 #endif
     }
+}
+
+static void device_paths_give_back_their_names(void **state)
+{
+    static const char *const names[] = { "n0", "n0.eth-1", "a_b", "-", "", "x_2e" };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autofree char *path = vdpad_dbus_device_path(names[i]);
+        g_autofree char *back = vdpad_dbus_device_name_from_path(path);
+        assert_non_null(back);
+        assert_string_equal(back, names[i]);
+    }
+    /* not a device path, or not an escaping vdpad writes */
+    static const char *const others[] = { "/org/vdpad1", "/org/vdpad1/device/",
+                                          "/org/vdpad1/device/a_2", "/org/vdpad1/device/a_zz",
+                                          "/org/vdpad1/device/a_00", "/org/vdpad1/device/a/b" };
+    for (unsigned i = 0; i < G_N_ELEMENTS(others); i++)
+        assert_null(vdpad_dbus_device_name_from_path(others[i]));
 }
 
 static void distinct_names_get_distinct_paths(void **state)
@@ -268,9 +287,124 @@ static void net_properties_come_from_config_space(void **state)
     guint8 status = 0;
     assert_true(g_variant_lookup(props, "Status", "y", &status));
     assert_int_equal(status, 0x0f);
-    /* every property of the interface but QueueCounters, nothing else */
-    assert_int_equal(g_variant_n_children(props), 11);
+    /* closed: no token, not prepared */
+    assert_prop_string(props, "MigrationToken", "");
+    assert_prop_string(props, "Incoming", "");
+    /* every property of the interface but QueueCounters and DirtyMarks, nothing else */
+    assert_int_equal(g_variant_n_children(props), 13);
+    g_autoptr(GVariant) marks = device_props_get(&f.node, "", "DirtyMarks");
+    assert_non_null(marks);
+    assert_int_equal(g_variant_get_uint64(marks), 0);
+    assert_null(g_variant_lookup_value(props, "DirtyMarks", NULL));
     fixture_clear(&f);
+}
+
+static void incoming_names_the_source_and_its_device(void **state)
+{
+    struct fixture f;
+    struct node_incoming in = { .source = (char *)"192.0.2.7:16520", .device = (char *)"vm-a.nic0",
+                                .token = (char *)"t0" };
+
+    fixture_net(&f, false, 1);
+    f.node.incoming = &in;
+    g_autoptr(GVariant) props = device_props_state(&f.node, "");
+    assert_prop_string(props, "Incoming", "192.0.2.7:16520 vm-a.nic0");
+    /* a prepared node is announced like any change */
+    f.node.incoming = NULL;
+    g_autoptr(GVariant) after = device_props_state(&f.node, "");
+    g_autoptr(GVariant) changed = device_props_changed(props, after);
+    assert_non_null(changed);
+    assert_int_equal(g_variant_n_children(changed), 1);
+    assert_prop_string(changed, "Incoming", "");
+    fixture_clear(&f);
+}
+
+/* ------------------------------------------------------------------ migration signals */
+
+static char *signal_text(struct vdpa_node *node, enum node_event ev, const char **member)
+{
+    g_autoptr(GVariant) args = device_signal_for_event(node, ev, member);
+
+    return args ? g_variant_print(args, TRUE) : NULL;
+}
+
+static void node_events_become_signals_with_their_values(void **state)
+{
+    struct fixture f;
+    const char *member;
+
+    fixture_net(&f, false, 1);
+    f.node.mode = SESSION_RELAY;
+    f.node.mode_switch_ms = 0.25;
+    g_autofree char *relay = signal_text(&f.node, NODE_MODE_CHANGED, &member);
+    assert_string_equal(member, "ModeChanged");
+    assert_string_equal(relay, "('relay', 0.25)");
+    f.node.mode = SESSION_PASSTHROUGH;
+    f.node.mode_switch_ms = 1.5;
+    g_autofree char *back = signal_text(&f.node, NODE_MODE_CHANGED, &member);
+    assert_string_equal(back, "('passthrough', 1.5)");
+
+    /* the next avail index of each started queue; queue 1 never started */
+    uint16_t bases[3] = { 1043, 9, 12 };
+    bool started[3] = { true, false, true };
+    f.node.stop = (struct node_stop_record){ .valid = true, .nvqs = 3, .bases = bases,
+                                             .started = started };
+    g_autofree char *stopped = signal_text(&f.node, NODE_STOPPED, &member);
+    assert_string_equal(member, "Stopped");
+    assert_string_equal(stopped, "([(uint32 0, uint16 1043), (2, 12)],)");
+    f.node.stop.valid = false;
+    g_autofree char *none = signal_text(&f.node, NODE_STOPPED, &member);
+    assert_string_equal(none, "(@a(uq) [],)");
+
+    f.node.restored_commands = 6;
+    f.node.restored_ms = 1.125;
+    g_autofree char *restored = signal_text(&f.node, NODE_RESTORED, &member);
+    assert_string_equal(member, "StateRestored");
+    assert_string_equal(restored, "(uint32 6, 1.125)");
+
+    f.node.last_failure = (char *)"n0: the state of vm-a from 192.0.2.7:16520 (timeout): ...";
+    g_autofree char *failed = signal_text(&f.node, NODE_MIGRATION_FAILED, &member);
+    assert_string_equal(member, "MigrationFailed");
+    assert_string_equal(failed, "('n0: the state of vm-a from 192.0.2.7:16520 (timeout): ...',)");
+
+    /* the life-cycle events have only PropertiesChanged */
+    static const enum node_event plain[] = { NODE_ADDED, NODE_OPENED, NODE_CLOSED, NODE_CHANGED,
+                                             NODE_REMOVED };
+    for (unsigned i = 0; i < G_N_ELEMENTS(plain); i++) {
+        assert_null(device_signal_for_event(&f.node, plain[i], &member));
+        assert_null(member);
+    }
+    fixture_clear(&f);
+}
+
+static void dirty_signals_come_when_the_count_moves_and_once_when_it_stops(void **state)
+{
+    const gint64 s = G_USEC_PER_SEC;
+    struct dirty_meter m;
+    double rate = -1;
+
+    dirty_meter_start(&m, 100, 10 * s);
+    /* no marks in the first second: nothing to say */
+    assert_false(dirty_meter_sample(&m, 100, 11 * s, &rate));
+    /* 500 marks in the next second */
+    assert_true(dirty_meter_sample(&m, 600, 12 * s, &rate));
+    assert_true(rate > 499.9 && rate < 500.1);
+    /* 300 over two seconds, read half a second late */
+    assert_true(dirty_meter_sample(&m, 900, 14 * s + s / 2, &rate));
+    assert_true(rate > 119.9 && rate < 120.1);
+    /* the count stops: one signal with rate 0, then silence */
+    assert_true(dirty_meter_sample(&m, 900, 15 * s + s / 2, &rate));
+    assert_true(rate == 0);
+    assert_false(dirty_meter_sample(&m, 900, 16 * s + s / 2, &rate));
+    assert_false(dirty_meter_sample(&m, 900, 17 * s + s / 2, &rate));
+    /* the end of logging: a last signal only when the count moved since the last one */
+    assert_false(dirty_meter_final(&m, 900, 18 * s, &rate));
+    assert_true(dirty_meter_final(&m, 950, 18 * s + s / 2, &rate));
+    assert_true(rate > 49.9 && rate < 50.1); /* 50 since the last reading, at 17.5 s */
+    /* a new log counts from 0 */
+    dirty_meter_start(&m, 5000, 0);
+    assert_true(dirty_meter_sample(&m, 40, s, &rate));
+    assert_true(rate > 39.9 && rate < 40.1);
 }
 
 static void net_without_mq_has_one_pair_and_without_mac_no_address(void **state)
@@ -378,11 +512,15 @@ int main(void)
     g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(device_paths_escape_every_byte_outside_alnum),
+        cmocka_unit_test(device_paths_give_back_their_names),
         cmocka_unit_test(distinct_names_get_distinct_paths),
         cmocka_unit_test(error_names_follow_the_errno),
         cmocka_unit_test(credentials_give_uid_pid_and_groups),
         cmocka_unit_test(root_daemon_user_and_group_members_may_modify),
         cmocka_unit_test(net_properties_come_from_config_space),
+        cmocka_unit_test(incoming_names_the_source_and_its_device),
+        cmocka_unit_test(node_events_become_signals_with_their_values),
+        cmocka_unit_test(dirty_signals_come_when_the_count_moves_and_once_when_it_stops),
         cmocka_unit_test(net_without_mq_has_one_pair_and_without_mac_no_address),
         cmocka_unit_test(blk_has_no_mac_and_no_pairs),
         cmocka_unit_test(queue_counters_list_every_queue_in_order),
