@@ -32,7 +32,7 @@
 #      whole run, and the guest must not have rebooted.
 . "$(dirname "$0")/lib.sh"
 require_root
-for c in libvirtd virsh unshare nsenter ip certtool dbus-daemon python3; do
+for c in libvirtd virsh unshare nsenter ip certtool dbus-daemon gdbus python3; do
   command -v "$c" >/dev/null || die "$c is not installed"
 done
 HOOK=${HOOK:-$top_builddir/src/libvirt_driver/vdpad-libvirt-hook}
@@ -346,7 +346,14 @@ mdA=$(metadata_of A)
   [ "$(attr "$mdA" source)" = "hosta:$PORT" ] && [ -n "$(attr "$mdA" token)" ] ||
   die "A's metadata: $mdA"
 vlog_has A "n0: domain $DOM: migration metadata set" || die "vdpad A did not log the metadata"
-ok "vdpad A wrote into $DOM's live XML: $mdA"
+# migration_token H: vdpad H's MigrationToken of n0 (D-Bus)
+migration_token() {
+  gdbus call --address "${BUS[$1]}" -d org.vdpad1 -o /org/vdpad1/device/n0 \
+    -m org.freedesktop.DBus.Properties.Get org.vdpad1.Device MigrationToken | sed -n "s/^(<'\(.*\)'>,)$/\1/p"
+}
+[ "$(attr "$mdA" token)" = "$(migration_token A)" ] ||
+  die "the token in the metadata is not vdpad A's MigrationToken ($(migration_token A))"
+ok "vdpad A wrote into $DOM's live XML (the token is its MigrationToken): $mdA"
 
 # ------------------------------------------------------------------ migrations
 # migrate SRC DST: live, peer to peer, the QEMU stream over the veth
@@ -395,7 +402,9 @@ check_migrated() {  # SRC DST TOKEN_OF_SOURCE SOURCE_ADDRESS
     die "vdpad $t did not write its metadata: $(metadata_of "$t")"
   local md; md=$(metadata_of "$t")
   [ "$(attr "$md" token)" != "$token" ] || die "the metadata on $t still has the source's token"
-  ok "vdpad $t wrote its own entry: $md"
+  [ "$(attr "$md" token)" = "$(migration_token "$t")" ] ||
+    die "the token on $t is not vdpad $t's MigrationToken ($(migration_token "$t"))"
+  ok "vdpad $t wrote its own entry (its MigrationToken): $md"
 }
 declare -A MIGADDR=([A]="hosta:$PORT" [B]="${IP[B]}:$PORT")
 
