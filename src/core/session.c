@@ -3,7 +3,9 @@
 #include <inttypes.h>
 #include <linux/vhost_types.h>
 #include <linux/virtio_config.h>
+#include <unistd.h>
 
+#include "core/mem_guard.h"
 #include "core/session.h"
 #include "core/session_priv.h"
 #include "iova/iova_map.h"
@@ -12,16 +14,47 @@
 #include "util/error.h"
 #include "util/fd.h"
 
+/* IOTLB entries per session, as the kernel's vhost-vdpa (module parameter
+ * max_iotlb_entries): each is at least one mapping in vdpad, and a process has a bounded
+ * number of them (vm.max_map_count) that every other client shares. */
+#define SESSION_MAX_IOTLB_ENTRIES 2048u
+
+/* Mappings the session holds: its entries, and what waits for the end of a batch. */
+static unsigned mappings_held(const struct session *s)
+{
+    return s->maps->len + s->unmap_at_batch_end->len;
+}
+
 /* Backend features vdpad's front offers; SUSPEND/RESUME only when the device can. */
 #define BASE_BACKEND_FEATURES \
     ((1ull << VHOST_BACKEND_F_IOTLB_MSG_V2) | (1ull << VHOST_BACKEND_F_IOTLB_BATCH))
 
+/* Client memory goes through these two: the guard keeps the device's worker alive when
+ * the client shrinks the file behind it (mem_guard.h). */
+static void unmap_client(struct session *s, void *local, uint64_t size)
+{
+    mem_guard_remove(local, size);
+    s->mem->unmap(s->mem_opaque, local, size);
+}
+
+/* Unmaps what invalidations inside a batch left mapped; only once the device no longer
+ * uses it (its batch was applied, or it was reset). */
+static void release_deferred_unmaps(struct session *s)
+{
+    for (guint i = 0; i < s->unmap_at_batch_end->len; i++) {
+        struct mem_record *r = &g_array_index(s->unmap_at_batch_end, struct mem_record, i);
+        unmap_client(s, r->local, r->size);
+    }
+    g_array_set_size(s->unmap_at_batch_end, 0);
+}
+
 static void release_maps(struct session *s)
 {
+    release_deferred_unmaps(s);
     for (guint i = 0; i < s->maps->len; i++) {
         struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
         if (r->local)
-            s->mem->unmap(s->mem_opaque, r->local, r->size);
+            unmap_client(s, r->local, r->size);
     }
     g_array_set_size(s->maps, 0);
     iova_map_clear(s->iotlb);
@@ -84,6 +117,7 @@ struct session *session_new(struct vdpa_device *dev, pid_t opener,
         s->vq[i].kick_fd = s->vq[i].call_fd = -1;
     s->iotlb = iova_map_new();
     s->maps = g_array_new(FALSE, FALSE, sizeof(struct mem_record));
+    s->unmap_at_batch_end = g_array_new(FALSE, FALSE, sizeof(struct mem_record));
     if (dev->ops->reset(dev, error) < 0) {
         vdpad_prefix_error(error, "%s: reset at open: ", dev->name);
         return NULL;
@@ -99,7 +133,7 @@ void session_free(struct session *s)
     if (s->dev && s->dev->ops->reset(s->dev, &err) < 0)
         g_warning("%s: reset at close failed: %s", DEV_NAME(s), err->message);
     session_relay_free(s); /* its thread touches guest memory: before the memory goes */
-    if (s->maps)
+    if (s->maps && s->unmap_at_batch_end)
         release_maps(s);
     for (unsigned i = 0; i < s->nvqs; i++) {
         vdpad_close_fd(s->vq[i].kick_fd);
@@ -110,6 +144,8 @@ void session_free(struct session *s)
     g_free(s->ram_unshared);
     if (s->maps)
         g_array_free(s->maps, TRUE);
+    if (s->unmap_at_batch_end)
+        g_array_free(s->unmap_at_batch_end, TRUE);
     iova_map_free(s->iotlb);
     g_free(s);
 }
@@ -133,6 +169,11 @@ pid_t session_owner(const struct session *s)
 
 int session_set_owner(struct session *s, pid_t tgid, GError **error)
 {
+    /* FUSE reports pid 0 for a caller outside our pid namespace: we could reach neither
+     * its memory nor its fds, and owner 0 would mean "no owner" */
+    if (tgid <= 0)
+        return vdpad_fail(error, EPERM, "%s: SET_OWNER from a process outside vdpad's pid "
+                          "namespace (pid %d)", DEV_NAME(s), (int)tgid);
     if (s->owner)
         return vdpad_fail(error, EBUSY, "%s: already owned by pid %d (SET_OWNER from pid %d)",
                           DEV_NAME(s), (int)s->owner, (int)tgid);
@@ -166,11 +207,10 @@ int session_set_features(struct session *s, uint64_t features, GError **error)
                               DEV_NAME(s), features, s->negotiated);
         return session_relay_toggle_log(s, log, error);
     }
-    int ret = ops->set_driver_features(s->dev, dev_features, error);
-    if (ret < 0) {
-        vdpad_prefix_error(error, "%s: SET_FEATURES 0x%" PRIx64 ": ", DEV_NAME(s), features);
-        return -EINVAL; /* whatever the device said, as the kernel */
-    }
+    g_autoptr(GError) cause = NULL;
+    if (ops->set_driver_features(s->dev, dev_features, &cause) < 0) /* EINVAL, as the kernel */
+        return vdpad_fail(error, EINVAL, "%s: SET_FEATURES 0x%" PRIx64 ": %s", DEV_NAME(s),
+                          features, cause ? cause->message : "refused by the device");
     s->negotiated = dev_features;
     s->log_all = log; /* the relay takes the data queues at DRIVER_OK */
     return 0;
@@ -292,6 +332,13 @@ int session_set_status(struct session *s, uint8_t status, GError **error)
         session_relay_stop(s); /* after the reset: the device no longer uses shadow rings */
         clear_vq_config(s);
         s->suspended = false;
+        /* the device dropped its mappings, pending batch included */
+        release_deferred_unmaps(s);
+        /* a batch the client opened stays open across the reset, as in the kernel; the
+         * device's own batch went with the reset */
+        if (s->in_batch && ops->dma_batch_begin && (ret = ops->dma_batch_begin(s->dev, error)) < 0)
+            return vdpad_prefix_error(error, "%s: reopening the IOTLB batch after reset: ",
+                                      DEV_NAME(s));
         ret = reapply_persistent_state(s, error);
         if (ret < 0)
             return vdpad_prefix_error(error, "%s: restoring IOTLB and eventfds after reset: ",
@@ -432,18 +479,20 @@ int session_set_vring_addr(struct session *s, unsigned idx, uint64_t desc, uint6
                           " misaligned (need 2 and 4)", DEV_NAME(s), idx, avail, used);
     struct session_vq *vq = &s->vq[idx];
     if (session_vq_relayed(s, idx)) {
-        /* QEMU re-sends the same addresses to toggle VHOST_VRING_F_LOG; the device keeps
-         * working on its shadow ring */
+        /* the device keeps working on its shadow ring */
         if (desc != vq->desc || avail != vq->avail || used != vq->used)
             return vdpad_fail(error, EBUSY, "%s: queue %u: its ring cannot move while relayed",
                               DEV_NAME(s), idx);
         return 0;
     }
-    ret = s->dev->ops->set_vq_address(s->dev, idx, desc, avail, used, error);
-    if (ret < 0) {
-        vdpad_prefix_error(error, "%s: queue %u: ", DEV_NAME(s), idx);
-        return -EINVAL;
-    }
+    /* QEMU sends the same addresses again to toggle the log flag on a running queue
+     * (which the kernel accepts at any time): nothing to reprogram */
+    if (vq->ready && vq->desc == desc && vq->avail == avail && vq->used == used)
+        return 0;
+    g_autoptr(GError) cause = NULL;
+    if (s->dev->ops->set_vq_address(s->dev, idx, desc, avail, used, &cause) < 0)
+        return vdpad_fail(error, EINVAL, "%s: queue %u: SET_VRING_ADDR: %s", DEV_NAME(s), idx,
+                          cause ? cause->message : "refused by the device");
     s->vq[idx].desc = desc;
     s->vq[idx].avail = avail;
     s->vq[idx].used = used;
@@ -464,11 +513,10 @@ int session_set_vring_base(struct session *s, unsigned idx, unsigned base, GErro
         return vdpad_fail(error, EBUSY, "%s: queue %u: SET_VRING_BASE while relayed",
                           DEV_NAME(s), idx);
     struct vdpa_vq_state st = { .avail_index = (uint16_t)base };
-    ret = s->dev->ops->set_vq_state(s->dev, idx, &st, error);
-    if (ret < 0) {
-        vdpad_prefix_error(error, "%s: queue %u: SET_VRING_BASE %u: ", DEV_NAME(s), idx, base);
-        return -EINVAL;
-    }
+    g_autoptr(GError) cause = NULL;
+    if (s->dev->ops->set_vq_state(s->dev, idx, &st, &cause) < 0)
+        return vdpad_fail(error, EINVAL, "%s: queue %u: SET_VRING_BASE %u: %s", DEV_NAME(s), idx,
+                          base, cause ? cause->message : "refused by the device");
     s->vq[idx].base = (uint16_t)base;
     return 0;
 }
@@ -583,6 +631,22 @@ static guint find_first_record_ending_after(struct session *s, uint64_t iova)
     return lo;
 }
 
+/* Client memory is mapped and unmapped in whole pages. */
+static uint64_t page_size(void)
+{
+    static uint64_t size;
+
+    if (!size)
+        size = (uint64_t)sysconf(_SC_PAGESIZE);
+    return size;
+}
+
+/* What an operator must change when guest RAM cannot be shared with vdpad. */
+#define SHARED_RAM_HINT                                                                  \
+    "add <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking> to "  \
+    "the domain XML, or use -object memory-backend-memfd,id=mem,share=on "              \
+    "-machine memory-backend=mem with QEMU"
+
 /* Where x86 guest RAM lies: below 640 KiB and from 1 MiB. Unshareable memory there means
  * the guest RAM has no shared backend, which no device can work with. */
 static bool range_holds_guest_ram(uint64_t iova, uint64_t size)
@@ -612,6 +676,16 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
         return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
                           " overlaps the window vdpad keeps for shadow rings (0x%" PRIx64
                           "-0x%" PRIx64 ")", DEV_NAME(s), iova, size, win_first, win_last);
+    /* whole pages, so that every later cut, device unmap and munmap is page aligned */
+    if ((iova | size | uaddr) & (page_size() - 1))
+        return vdpad_fail(error, EINVAL, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64
+                          " uaddr 0x%" PRIx64 " is not page aligned", DEV_NAME(s), iova, size,
+                          uaddr);
+    if (mappings_held(s) >= SESSION_MAX_IOTLB_ENTRIES)
+        return vdpad_fail(error, ENOSPC, "%s: IOTLB update iova 0x%" PRIx64 ": the IOTLB has "
+                          "its maximum of %u entries (%u of them invalidated, kept until the "
+                          "end of the batch)", DEV_NAME(s), iova, SESSION_MAX_IOTLB_ENTRIES,
+                          s->unmap_at_batch_end->len);
     /* Overlap check before mapping anything, like the kernel (EEXIST). */
     guint at = find_first_record_ending_after(s, iova);
     if (at < s->maps->len) {
@@ -638,13 +712,21 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
                                                " uaddr 0x%" PRIx64 ": %s", iova, size, uaddr,
                                                map_err->message);
         if (ret == -EOPNOTSUPP) {
-            g_warning("%s: %s", DEV_NAME(s), msg);
+            /* guest RAM without a shared backend: no device can work; say what to change */
             g_free(s->ram_unshared);
-            s->ram_unshared = g_strdup(map_err->message);
+            s->ram_unshared = g_strdup_printf("guest RAM at IOVA 0x%" PRIx64 " is not shared "
+                                              "memory (%s); " SHARED_RAM_HINT, iova,
+                                              map_err->message);
+            g_warning("%s: IOTLB update iova 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64
+                      " refused: %s", DEV_NAME(s), iova, size, uaddr, s->ram_unshared);
+            return vdpad_fail(error, EOPNOTSUPP, "%s: IOTLB update iova 0x%" PRIx64 " size 0x%"
+                              PRIx64 " uaddr 0x%" PRIx64 ": %s", DEV_NAME(s), iova, size,
+                              uaddr, s->ram_unshared);
         }
         return vdpad_fail(error, -ret, "%s: %s", DEV_NAME(s), msg);
     }
 
+    mem_guard_add(local, size);
     if (s->relay)
         relay_lock(s->relay);
     ret = iova_map_add(s->iotlb, iova, size, local, perm, error);
@@ -658,7 +740,7 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
         relay_unlock(s->relay);
     }
     if (ret < 0) {
-        s->mem->unmap(s->mem_opaque, local, size);
+        unmap_client(s, local, size);
         return vdpad_prefix_error(error, "%s: IOTLB update iova 0x%" PRIx64 ": ", DEV_NAME(s),
                                   iova);
     }
@@ -669,13 +751,26 @@ int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64
 
 int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GError **error)
 {
-    if (size == 0 || iova > UINT64_MAX - size + 1)
+    if (size == 0)
+        return 0; /* an empty range: nothing to remove (the kernel accepts it too) */
+    if (iova > UINT64_MAX - size + 1)
         return vdpad_fail(error, EINVAL, "%s: IOTLB invalidate iova 0x%" PRIx64 " size 0x%" PRIx64
-                          " is empty or wraps", DEV_NAME(s), iova, size);
-    uint64_t last = iova + size - 1;
+                          " wraps", DEV_NAME(s), iova, size);
+    /* the whole pages the range touches (every entry is made of whole pages) */
+    uint64_t last = (iova + size - 1) | (page_size() - 1);
+    iova &= ~(page_size() - 1);
     guint i = find_first_record_ending_after(s, iova);
     int ret = 0;
 
+    /* Only a cut strictly inside one record adds an entry; refuse it on a full table
+     * before changing anything. */
+    if (i < s->maps->len && mappings_held(s) >= SESSION_MAX_IOTLB_ENTRIES) {
+        const struct mem_record *r = &g_array_index(s->maps, struct mem_record, i);
+        if (r->iova < iova && last < r->iova + r->size - 1)
+            return vdpad_fail(error, ENOSPC, "%s: IOTLB invalidate iova 0x%" PRIx64 " size 0x%"
+                              PRIx64 " would split an entry of a table at its maximum of %u "
+                              "entries", DEV_NAME(s), iova, size, SESSION_MAX_IOTLB_ENTRIES);
+    }
     /* Cut [iova, last] out of every record it touches: the device forgets the range
      * first, then the memory goes. Parts outside the range stay mapped. The relay does
      * not touch guest memory meanwhile. */
@@ -696,7 +791,11 @@ int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GE
                 break;
             }
             iova_map_remove(s->iotlb, cut_lo, cut_len);
-            s->mem->unmap(s->mem_opaque, (uint8_t *)r.local + (cut_lo - r.iova), cut_len);
+            struct mem_record gone = { cut_lo, cut_len, (uint8_t *)r.local + (cut_lo - r.iova) };
+            if (s->in_batch && s->dev->ops->dma_batch_begin)
+                g_array_append_val(s->unmap_at_batch_end, gone); /* still the device's */
+            else
+                unmap_client(s, gone.local, gone.size);
         }
 
         g_array_remove_index(s->maps, i);
@@ -724,9 +823,12 @@ int session_iotlb_batch_begin(struct session *s, GError **error)
 {
     if (s->in_batch)
         return 0;
+    if (s->dev->ops->dma_batch_begin) {
+        int ret = s->dev->ops->dma_batch_begin(s->dev, error);
+        if (ret < 0)
+            return ret;
+    }
     s->in_batch = true;
-    if (s->dev->ops->dma_batch_begin)
-        return s->dev->ops->dma_batch_begin(s->dev, error);
     return 0;
 }
 
@@ -735,8 +837,12 @@ int session_iotlb_batch_end(struct session *s, GError **error)
     if (!s->in_batch)
         return 0;
     s->in_batch = false;
-    if (s->dev->ops->dma_batch_end)
-        return s->dev->ops->dma_batch_end(s->dev, error);
+    if (s->dev->ops->dma_batch_end) {
+        int ret = s->dev->ops->dma_batch_end(s->dev, error);
+        if (ret < 0)
+            return ret; /* the device may still use that memory: keep it until reset */
+    }
+    release_deferred_unmaps(s);
     return 0;
 }
 

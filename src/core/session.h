@@ -146,8 +146,15 @@ int session_get_vq_info(struct session *s, unsigned idx, struct session_vq_info 
  * Memory the client cannot share (map returns -EOPNOTSUPP) is accepted as unreachable:
  * the device gets no mapping for it, so a buffer there fails that queue. QEMU sends its
  * ROMs and VGA memory this way and never puts buffers there. Guest RAM is different: an
- * unshareable range at guest-physical 0 or 1 MiB, where x86 RAM lies, is refused with the
- * error that names the XML to add, and so is DRIVER_OK afterwards. */
+ * unshareable range at guest-physical 0 or 1 MiB, where x86 RAM lies, is refused
+ * (-EOPNOTSUPP) with an error that names the domain XML to add (whatever the mem_ops said),
+ * and so is DRIVER_OK afterwards.
+ * At most 2048 entries (the kernel's max_iotlb_entries), counting memory invalidated
+ * inside a batch and kept until its end: an update past that, or an invalidation that
+ * would split an entry of a full table, is -ENOSPC.
+ * Updates are whole pages (iova, size and uaddr page aligned, else -EINVAL), and an
+ * invalidation removes the whole pages its range touches: what mem_ops->unmap gets is
+ * always page aligned. */
 int session_iotlb_update(struct session *s, uint64_t iova, uint64_t size, uint64_t uaddr,
                          uint8_t perm, pid_t pid, GError **error);
 int session_iotlb_invalidate(struct session *s, uint64_t iova, uint64_t size, GError **error);

@@ -44,6 +44,9 @@ struct session {
     int config_call_fd;
     struct iova_map *iotlb;  /* client IOVA -> our address */
     GArray *maps;            /* struct mem_record, sorted by iova */
+    /* Memory invalidated inside a batch: the device may use it until BATCH_END applies
+     * the batch, so it is unmapped only then (or at reset). struct mem_record. */
+    GArray *unmap_at_batch_end;
     const struct session_mem_ops *mem;
     void *mem_opaque;
     bool in_batch;

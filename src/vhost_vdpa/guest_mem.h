@@ -8,8 +8,12 @@
  * How: the client's mappings are read from /proc/<pid>/maps; each VMA's backing file is
  * opened through /proc/<pid>/map_files/<start>-<end> and mapped shared at the same file
  * offset. Only shared, file-backed memory can be shared this way (memfd, hugetlbfs, a
- * shared file). Anonymous or private memory gets an error that names the domain XML and
- * the QEMU option to add.
+ * shared file). Anonymous or private memory gets -EOPNOTSUPP; the session decides whether
+ * that is fatal (guest RAM: it names the domain XML to add) or not (a ROM).
+ * Files are mapped only from memory filesystems (memfd, tmpfs, hugetlbfs) and local disk
+ * filesystems; a file on any other (FUSE, NFS...) gets -EOPNOTSUPP too, decided from
+ * /proc alone: its server, which may be the client itself, could block vdpad's open()
+ * and the device's page faults forever.
  *
  * Threads: called from the control thread. Needs CAP_SYS_ADMIN (map_files) and
  * CAP_SYS_PTRACE over the client (root).
@@ -24,7 +28,7 @@
  * returns the local address of uaddr in *local. uaddr and size must be page aligned;
  * the range may span several VMAs. writable asks for a writable mapping. Returns 0 or a
  * negative errno with *error naming the pid, the address and what is wrong:
- * -EOPNOTSUPP for anonymous or private memory (with the XML and QEMU option to use). */
+ * -EOPNOTSUPP for anonymous or private memory. */
 int guest_mem_map(pid_t pid, uint64_t uaddr, uint64_t size, gboolean writable, void **local,
                   GError **error);
 

@@ -325,14 +325,22 @@ static int do_set_vring_busyloop(struct request *r)
 
 static int do_get_vring_busyloop(struct request *r)
 {
+    /* _IOW in the uapi (a quirk): the transport moves nothing back, so the answer goes
+     * into the caller's argument directly, where the kernel's copy_to_user puts it */
     const struct vhost_vring_state *st = r->in;
-    struct vhost_vring_state *out = r->out;
     int ret = check_index(r, st->index);
 
     if (ret < 0)
         return ret;
-    out->index = st->index;
-    out->num = session_get_vring_busyloop(r->s, st->index);
+    struct vhost_vring_state answer = {
+        .index = st->index, .num = session_get_vring_busyloop(r->s, st->index),
+    };
+    ret = r->peer->ops->write_mem(r->peer->opaque, r->caller->tid, r->caller->arg, &answer,
+                                  sizeof(answer));
+    if (ret < 0)
+        return vdpad_fail(r->error, EFAULT, "%s: GET_VRING_BUSYLOOP_TIMEOUT: cannot write the "
+                          "answer at 0x%" PRIx64 " in thread %d: %s", DEV(r), r->caller->arg,
+                          (int)r->caller->tid, g_strerror(-ret));
     return 0;
 }
 
@@ -482,8 +490,11 @@ int uapi_ioctl(struct session *s, const struct uapi_caller *caller, const struct
     if (wants_out)
         memset(out, 0, size);
 
+    /* handlers see only the directions their command has (the transport passes no out
+     * buffer for a command without _IOC_READ) */
     struct request r = {
-        .s = s, .caller = caller, .peer = peer, .cmd = cmd, .in = in, .out = out, .error = error,
+        .s = s, .caller = caller, .peer = peer, .cmd = cmd, .in = wants_in ? in : NULL,
+        .out = wants_out ? out : NULL, .error = error,
     };
     return e->handler(&r);
 }
@@ -537,9 +548,9 @@ ssize_t uapi_write(struct session *s, const struct uapi_caller *caller, const vo
         return vdpad_fail(error, EINVAL, "%s: IOTLB message of %zu bytes, need %zu", name, len,
                           msg_off + sizeof(m));
     memcpy(&m, (const uint8_t *)buf + msg_off, sizeof(m));
-    if ((m.type == VHOST_IOTLB_UPDATE || m.type == VHOST_IOTLB_INVALIDATE) && m.size == 0)
-        return vdpad_fail(error, EINVAL, "%s: IOTLB %s of size 0 at iova 0x%" PRIx64, name,
-                          m.type == VHOST_IOTLB_UPDATE ? "update" : "invalidate",
+    /* as vhost_chr_write_iter: only an empty update is malformed */
+    if (m.type == VHOST_IOTLB_UPDATE && m.size == 0)
+        return vdpad_fail(error, EINVAL, "%s: IOTLB update of size 0 at iova 0x%" PRIx64, name,
                           (uint64_t)m.iova);
 
     int ret = check_caller(s, caller, "IOTLB message", OWNER, error);

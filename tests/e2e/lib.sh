@@ -60,12 +60,15 @@ wait_for() {
 }
 
 # start_vdpad NAME ARGS... — a vdpad in the foreground (background job) serving
-# $E2E_WORK/NAME/dev, no D-Bus unless ARGS say so. Sets VDPAD_PID_<NAME>, VDPAD_DIR_<NAME>.
+# $E2E_WORK/NAME/dev, no D-Bus unless ARGS say so (a later --bus wins), inside network
+# namespace $VDPAD_NETNS when set. Sets VDPAD_PID_<NAME>, VDPAD_DIR_<NAME>.
 start_vdpad() {
   local name=$1; shift
   local dir=$E2E_WORK/$name
   mkdir -p "$dir"
-  "$VDPAD" --foreground --bus none --dev-dir "$dir/dev" --log-level info "$@" >"$dir/vdpad.log" 2>&1 &
+  local netns=()
+  [ -n "${VDPAD_NETNS:-}" ] && netns=(ip netns exec "$VDPAD_NETNS")
+  "${netns[@]}" "$VDPAD" --foreground --bus none --dev-dir "$dir/dev" --log-level info "$@" >"$dir/vdpad.log" 2>&1 &
   local pid=$!
   printf -v "VDPAD_PID_$name" %s "$pid"
   printf -v "VDPAD_DIR_$name" %s "$dir/dev"
@@ -95,21 +98,38 @@ build_guest() {
 }
 
 # start_qemu NAME MEM_MB SMP APPEND EXTRA_ARGS... — a TCG guest with shared memfd RAM, its
-# console in $E2E_WORK/NAME.console and QMP at $E2E_WORK/NAME.qmp. Sets QEMU_PID_<NAME>.
+# console in $E2E_WORK/NAME.console and QMP at $E2E_WORK/NAME.qmp, inside network namespace
+# $QEMU_NETNS when set. Sets QEMU_PID_<NAME>.
 start_qemu() {
   local name=$1 mem=$2 smp=$3 append=$4; shift 4
   local console=$E2E_WORK/$name.console
-  qemu-system-x86_64 -machine q35,accel=tcg -cpu qemu64 -smp "$smp" -m "$mem" \
+  local netns=()
+  [ -n "${QEMU_NETNS:-}" ] && netns=(ip netns exec "$QEMU_NETNS")
+  "${netns[@]}" qemu-system-x86_64 -machine q35,accel=tcg -cpu qemu64 -smp "$smp" -m "$mem" \
     -object "memory-backend-memfd,id=mem0,size=${mem}M,share=on" -machine memory-backend=mem0 \
     -kernel "$GUEST_DIR/bzImage" -initrd "$GUEST_DIR/initrd.gz" \
     -append "console=ttyS0 quiet panic=-1 $append" \
-    -display none -no-reboot -serial "file:$console" -monitor none \
+    -display none -no-reboot -monitor none \
+    -chardev "socket,id=ser0,path=$E2E_WORK/$name.con,server=on,wait=off,logfile=$console" \
+    -serial chardev:ser0 \
     -qmp "unix:$E2E_WORK/$name.qmp,server=on,wait=off" \
     "$@" >"$E2E_WORK/$name.qemu.log" 2>&1 &
   local pid=$!
   printf -v "QEMU_PID_$name" %s "$pid"
   on_exit "kill -KILL $pid; wait $pid"
   show_on_fail "$console" "$E2E_WORK/$name.qemu.log"
+}
+
+# console_send NAME LINE — types LINE on the guest's console (tests/guest/init reads
+# "stop" and "poweroff")
+console_send() {
+  python3 - "$E2E_WORK/$1.con" "$2" <<'PY' || die "cannot type on $1's console"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+s.close()
+PY
 }
 
 # wait_console NAME SECONDS PATTERN — waits for a console line matching PATTERN (grep -E)

@@ -71,6 +71,7 @@ struct options {
     bool expect_mac_set;
     uint8_t set_mac[6];
     bool set_mac_set;
+    int promisc; /* -1 leave, 0 off, 1 on */
     uint64_t count;
     bool count_set;
     unsigned size_min, size_max;
@@ -244,6 +245,7 @@ static void usage(FILE *f)
         "usage: vdpa-nettest [options]\n"
         "  -i, --iface NAME       interface (default eth0)\n"
         "      --set-mac MAC      first set the interface's MAC (virtio_net: control queue)\n"
+        "      --promisc on|off   first set promiscuous mode (virtio_net: control queue)\n"
         "      --expect-mac MAC   fail unless the interface has this MAC\n"
         "      --dst MAC          destination MAC (default: the interface's own MAC)\n"
         "  -n, --count N          frames to send in total (default 1000; in --continuous: stop after N)\n"
@@ -266,12 +268,13 @@ static void usage(FILE *f)
 
 static void parse_options(int argc, char **argv)
 {
-    enum { O_EXPECT_MAC = 256, O_SET_MAC, O_DST, O_EXPECT_NONE, O_RATE, O_PROGRESS, O_QUEUES, O_RUN_ID,
+    enum { O_EXPECT_MAC = 256, O_SET_MAC, O_PROMISC, O_DST, O_EXPECT_NONE, O_RATE, O_PROGRESS, O_QUEUES, O_RUN_ID,
            O_ETHERTYPE, O_MAX_SECONDS };
     static const struct option longopts[] = {
         { "iface", required_argument, NULL, 'i' },
         { "expect-mac", required_argument, NULL, O_EXPECT_MAC },
         { "set-mac", required_argument, NULL, O_SET_MAC },
+        { "promisc", required_argument, NULL, O_PROMISC },
         { "dst", required_argument, NULL, O_DST },
         { "count", required_argument, NULL, 'n' },
         { "size", required_argument, NULL, 's' },
@@ -297,10 +300,15 @@ static void parse_options(int argc, char **argv)
 
     opt = (struct options){ .iface = "eth0", .count = 1000, .size_min = 64, .size_max = 1500,
                             .window = 32, .timeout_ms = 2000, .threads = 1,
-                            .ethertype = 0x88b5, .progress_ms = 1000 };
+                            .ethertype = 0x88b5, .progress_ms = 1000, .promisc = -1 };
     while ((c = getopt_long(argc, argv, "i:n:s:w:t:cd:T:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': opt.iface = optarg; break;
+        case O_PROMISC:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                die("--promisc takes on or off, not '%s'", optarg);
+            opt.promisc = !strcmp(optarg, "on");
+            break;
         case O_SET_MAC:
             if (!parse_mac(optarg, opt.set_mac))
                 die("bad --set-mac '%s'", optarg);
@@ -873,6 +881,16 @@ int main(int argc, char **argv)
         memcpy(ifr.ifr_hwaddr.sa_data, opt.set_mac, 6);
         if (ioctl(ctl, SIOCSIFHWADDR, &ifr) < 0)
             die("setting the MAC of %s: %s", opt.iface, strerror(errno));
+    }
+    if (opt.promisc >= 0) {
+        /* IFF_PROMISC through the flags: virtio_net sends VIRTIO_NET_CTRL_RX_PROMISC */
+        struct ifreq ifr = { 0 };
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", opt.iface);
+        if (ioctl(ctl, SIOCGIFFLAGS, &ifr) < 0)
+            die("reading the flags of %s: %s", opt.iface, strerror(errno));
+        ifr.ifr_flags = opt.promisc ? (ifr.ifr_flags | IFF_PROMISC) : (ifr.ifr_flags & ~IFF_PROMISC);
+        if (ioctl(ctl, SIOCSIFFLAGS, &ifr) < 0)
+            die("setting promiscuous mode of %s: %s", opt.iface, strerror(errno));
     }
     info = read_iface(ctl);
     if (opt.size_max > info.mtu)

@@ -1,0 +1,89 @@
+# mig_lib.sh — two vdpad "hosts" on one machine for migration tests (sourced after lib.sh).
+#
+# Each host is a network namespace (the two joined by a veth pair, 10.X.Y.1 and .2), with
+# its own dbus-daemon (vdpad owns org.vdpad1 once per bus), its own vdpad serving its
+# nodes and its migration channel on the host's address, with certificates from a test CA
+# in libvirt's file layout. QEMU runs inside the host's namespace, so the migration
+# stream and the channel cross the veth link.
+
+MIG_NET=$(( ($$ % 200) + 20 ))          # a subnet per test run: 10.$MIG_NET.77.0/24
+MIG_IP_A=10.$MIG_NET.77.1
+MIG_IP_B=10.$MIG_NET.77.2
+MIG_PORT=16516
+MIG_NS_A=vdpad-$$-a
+MIG_NS_B=vdpad-$$-b
+
+# mig_pki — a CA and, per host, a server and a client certificate (with the host's IP)
+mig_pki() {
+  local d=$E2E_WORK/pki
+  mkdir -p "$d"
+  (
+    cd "$d"
+    certtool --generate-privkey --key-type ecdsa --outfile ca-key.pem >/dev/null 2>&1
+    printf 'cn = vdpad e2e CA\nca\ncert_signing_key\nexpiration_days = 7\n' >ca.info
+    certtool --generate-self-signed --load-privkey ca-key.pem --template ca.info --outfile ca.pem >/dev/null 2>&1
+    for h in a b; do
+      local ip; [ $h = a ] && ip=$MIG_IP_A || ip=$MIG_IP_B
+      mkdir -p $h/private
+      cp ca.pem $h/cacert.pem
+      for role in server client; do
+        certtool --generate-privkey --key-type ecdsa --outfile $h/private/${role}key.pem >/dev/null 2>&1
+        if [ $role = server ]; then
+          printf 'organization = vdpad e2e\ncn = host%s\ndns_name = host%s\nip_address = %s\ntls_www_server\nsigning_key\nexpiration_days = 7\n' $h $h "$ip" >$h/$role.info
+        else
+          printf 'organization = vdpad e2e\ncn = host%s client\ntls_www_client\nsigning_key\nexpiration_days = 7\n' $h >$h/$role.info
+        fi
+        certtool --generate-certificate --load-privkey $h/private/${role}key.pem \
+          --load-ca-certificate ca.pem --load-ca-privkey ca-key.pem \
+          --template $h/$role.info --outfile $h/${role}cert.pem >/dev/null 2>&1
+      done
+    done
+  ) || die "certtool failed"
+  [ -f "$d/b/clientcert.pem" ] || die "the test PKI is incomplete"
+}
+
+# mig_network — the two namespaces and the link between them
+mig_network() {
+  ip netns add "$MIG_NS_A" && ip netns add "$MIG_NS_B" || die "ip netns add failed"
+  on_exit "ip netns del $MIG_NS_A; ip netns del $MIG_NS_B"
+  ip link add "va$$" type veth peer name "vb$$" || die "veth failed"
+  ip link set "va$$" netns "$MIG_NS_A"
+  ip link set "vb$$" netns "$MIG_NS_B"
+  ip -n "$MIG_NS_A" addr add "$MIG_IP_A/24" dev "va$$"
+  ip -n "$MIG_NS_B" addr add "$MIG_IP_B/24" dev "vb$$"
+  for ns in "$MIG_NS_A" "$MIG_NS_B"; do ip -n "$ns" link set lo up; done
+  ip -n "$MIG_NS_A" link set "va$$" up
+  ip -n "$MIG_NS_B" link set "vb$$" up
+  ip netns exec "$MIG_NS_A" ping -c1 -W2 "$MIG_IP_B" >/dev/null || die "the two hosts cannot reach each other"
+}
+
+# mig_host H DEVICE_SPEC... — host H (a or b): its bus and its vdpad with the channel.
+# Sets BUS_<H> (the bus address) and, through start_vdpad, VDPAD_DIR_<H>/VDPAD_PID_<H>.
+mig_host() {
+  local h=$1; shift
+  local ns ip
+  [ "$h" = a ] && { ns=$MIG_NS_A; ip=$MIG_IP_A; } || { ns=$MIG_NS_B; ip=$MIG_IP_B; }
+  local out
+  out=$(dbus-daemon --session --fork --print-address=1 --print-pid=1) || die "dbus-daemon for host $h"
+  local addr pid
+  addr=$(sed -n 1p <<<"$out"); pid=$(sed -n 2p <<<"$out")
+  on_exit "kill $pid"
+  printf -v "BUS_$h" %s "$addr"
+  DBUS_SESSION_BUS_ADDRESS=$addr VDPAD_NETNS=$ns start_vdpad "$h" --bus session \
+    --migration-listen "$ip:$MIG_PORT" --pki-dir "$E2E_WORK/pki/$h" "$@"
+}
+
+# vdpactl_on H ARGS... — vdpactl against host H's vdpad
+vdpactl_on() {
+  local h=$1; shift
+  local busvar="BUS_$h"
+  DBUS_SESSION_BUS_ADDRESS=${!busvar} "$top_builddir/src/tools/vdpactl" --bus session "$@"
+}
+
+# mig_qemu NAME H NODE APPEND SMP EXTRA... — a guest QEMU inside host H's namespace
+mig_qemu() {
+  local name=$1 h=$2 node=$3 append=$4 smp=$5; shift 5
+  local ns; [ "$h" = a ] && ns=$MIG_NS_A || ns=$MIG_NS_B
+  QEMU_NETNS=$ns start_qemu "$name" 256 "$smp" "$append" \
+    -netdev "vhost-vdpa,vhostdev=$node,id=n0" -device "virtio-net-pci,netdev=n0,mq=on,vectors=6" "$@"
+}
