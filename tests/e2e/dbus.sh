@@ -231,11 +231,11 @@ expect_out "NodePath is the node in --dev-dir" "'$tmp/devA/n0'"
 run_rc 0 "gdbus GetDevice n0" mgr GetDevice n0
 expect_out "GetDevice answers the object path" "objectpath '$N0'"
 run_rc 0 "vdpactl show n0" "$VDPACTL" --bus session show n0
-expect_out "show: MAC" "MAC          $MAC"
-expect_out "show: Type" "Type         net"
-expect_out "show: Backend" "Backend      sim-net"
-expect_out "show: Mode" "Mode         passthrough"
-expect_out "show: closed node has no opener" "OpenerPid    -"
+expect_out "show: MAC" "MAC            $MAC"
+expect_out "show: Type" "Type           net"
+expect_out "show: Backend" "Backend        sim-net"
+expect_out "show: Mode" "Mode           passthrough"
+expect_out "show: closed node has no opener" "OpenerPid      -"
 expect_out "show: queue counters of queue 0" "queue 0"
 expect_out "show: named counters" "received_desc="
 run_rc 1 "vdpactl show of an unknown device" "$VDPACTL" --bus session show nosuch
@@ -298,7 +298,7 @@ exec 3<>"$tmp/devA/n0"
 opener=$BASHPID
 check "OpenerPid becomes this shell's pid" wait_for opener_is "$opener"
 run_rc 0 "vdpactl show of the open node" "$VDPACTL" --bus session show n0
-expect_out "show: OpenerPid" "OpenerPid    $opener"
+expect_out "show: OpenerPid" "OpenerPid      $opener"
 run_rc 1 "gdbus DestroyDevice of the open node" mgr DestroyDevice n0
 expect_out "error name Busy" "org.vdpad1.Error.Busy"
 expect_out "Busy names the opener" "in use by pid $opener"
