@@ -647,6 +647,17 @@ static uint64_t page_size(void)
     "the domain XML, or use -object memory-backend-memfd,id=mem,share=on "              \
     "-machine memory-backend=mem with QEMU"
 
+struct vdpa_iova_range session_get_iova_range(struct session *s)
+{
+    struct vdpa_iova_range range = s->dev->ops->get_iova_range(s->dev);
+    uint64_t win_first, win_last;
+
+    relay_shadow_window(s->dev, &win_first, &win_last);
+    if (win_first > range.first)
+        range.last = MIN(range.last, win_first - 1);
+    return range;
+}
+
 /* Where x86 guest RAM lies: below 640 KiB and from 1 MiB. Unshareable memory there means
  * the guest RAM has no shared backend, which no device can work with. */
 static bool range_holds_guest_ram(uint64_t iova, uint64_t size)

@@ -141,6 +141,11 @@ int session_set_vring_busyloop(struct session *s, unsigned idx, unsigned timeout
 unsigned session_get_vring_busyloop(struct session *s, unsigned idx);
 int session_get_vq_info(struct session *s, unsigned idx, struct session_vq_info *info);
 
+/* The IOVA range the client may map: the device's, without the window at its top that
+ * vdpad keeps for shadow rings (ADR 0008). A vdpad chained behind this node then puts
+ * its own window below ours. */
+struct vdpa_iova_range session_get_iova_range(struct session *s);
+
 /* --- IOTLB (client IOVA -> address uaddr in process pid, mapped into ours)
  *
  * Memory the client cannot share (map returns -EOPNOTSUPP) is accepted as unreachable:

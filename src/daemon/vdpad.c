@@ -288,8 +288,8 @@ int main(int argc, char **argv)
           "Serve device states to migration destinations on HOST:PORT (mutual TLS)",
           "HOST:PORT" },
         { "pki-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt.pki_dir,
-          "Certificates for the migration channel in libvirt's file names (cacert.pem, "
-          "servercert.pem, private/serverkey.pem, clientcert.pem, private/clientkey.pem); "
+          "Certificates for the migration channel, libvirt.s pkipath layout (cacert.pem, "
+          "servercert.pem, serverkey.pem, clientcert.pem, clientkey.pem); "
           "default: libvirt's own /etc/pki layout", "DIR" },
         { "migration-allowed-dn", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt.allowed_dns,
           "Admit only destinations whose certificate DN matches PATTERN (repeatable; "

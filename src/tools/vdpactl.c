@@ -30,6 +30,8 @@ static const char usage_text[] =
     "                  print vdpad's signals as they come, one line each\n"
     "  migrate --src-qmp SOCK --dst-qmp SOCK --device NAME --source HOST:PORT URI\n"
     "                  live-migrate a QEMU guest on a vdpad device (vdpactl migrate --help)\n"
+    "  qmp SOCK COMMAND [ARGS-JSON]\n"
+    "                  run one QMP command on a QEMU and print its result as JSON\n"
     "\n"
     "--bus takes system (default), session or a D-Bus address (unix:path=...).\n"
     "Exit status: 0 done, 1 the operation failed, 2 usage error, 3 vdpad not reachable.\n"
@@ -270,7 +272,7 @@ int main(int argc, char **argv)
     }
     if (argc < 2) {
         rc = vdpactl_usage_error("%s", "no command given: list, show, create, destroy, "
-                                 "prepare-incoming, cancel-incoming, monitor or migrate");
+                                 "prepare-incoming, cancel-incoming, monitor, migrate or qmp");
         goto out;
     }
     const char *cmd = argv[1];
@@ -282,13 +284,17 @@ int main(int argc, char **argv)
         rc = vdpactl_migrate(&opt, argc - 1, argv + 1);
         goto out;
     }
+    if (g_str_equal(cmd, "qmp")) {
+        rc = vdpactl_qmp(&opt, argc - 1, argv + 1);
+        goto out;
+    }
     rc = -1;
     for (unsigned i = 0; i < G_N_ELEMENTS(commands); i++)
         if (g_str_equal(cmd, commands[i].name))
             rc = run_simple(&commands[i], &opt, argc - 1, argv + 1);
     if (rc < 0)
         rc = vdpactl_usage_error("unknown command '%s': list, show, create, destroy, "
-                                 "prepare-incoming, cancel-incoming, monitor or migrate", cmd);
+                                 "prepare-incoming, cancel-incoming, monitor, migrate or qmp", cmd);
 out:
     g_free(opt.bus);
     return rc;

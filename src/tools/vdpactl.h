@@ -56,3 +56,4 @@ int vdpactl_parse_command(const char *command, const char *params, const char *s
 
 int vdpactl_monitor(struct ctl_options *opt, int argc, char **argv);
 int vdpactl_migrate(struct ctl_options *opt, int argc, char **argv);
+int vdpactl_qmp(struct ctl_options *opt, int argc, char **argv);

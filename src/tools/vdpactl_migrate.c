@@ -128,6 +128,21 @@ static void dispatch(void)
         ;
 }
 
+/* The subscriptions are complete once each bus answered a call made after them and what
+ * that left pending (GDBus's lookup of org.vdpad1's owner) is dispatched. */
+static void sync_subscriptions(struct migrate *m)
+{
+    GDBusConnection *buses[] = { m->src_bus, m->dst_bus };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(buses); i++) {
+        g_autoptr(GVariant) id = g_dbus_connection_call_sync(
+            buses[i], "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+            "GetId", NULL, G_VARIANT_TYPE("(s)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+        (void)id; /* a bus that does not answer shows in the calls that follow */
+    }
+    dispatch();
+}
+
 static gboolean on_stop_signal(gpointer data)
 {
     ((struct migrate *)data)->stop_asked = TRUE;
@@ -391,12 +406,7 @@ int vdpactl_migrate(struct ctl_options *opt, int argc, char **argv)
     guint dst_sub = g_dbus_connection_signal_subscribe(
         m.dst_bus, VDPAD_DBUS_NAME, VDPAD_DBUS_DEVICE_IFACE, NULL, m.dst_path, NULL,
         G_DBUS_SIGNAL_FLAGS_NONE, on_dest_signal, &m, NULL);
-    /* the subscriptions are complete once the buses answered a call after them and what
-     * that left pending (GDBus's lookup of org.vdpad1's owner) is dispatched */
-    g_autoptr(GVariant) mode = vdpactl_device_property(m.src_bus, m.src_path, "Mode", NULL);
-    g_autoptr(GVariant) incoming = vdpactl_device_property(m.dst_bus, m.dst_path, "Incoming",
-                                                           NULL);
-    dispatch();
+    sync_subscriptions(&m);
     guint sigint = g_unix_signal_add(SIGINT, on_stop_signal, &m);
     guint sigterm = g_unix_signal_add(SIGTERM, on_stop_signal, &m);
 

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "shadow_vq/relay.h"
 #include "util/compat.h"
 #include "util/error.h"
 #include "util/fd.h"
@@ -191,16 +190,8 @@ static int do_get_vring_num(struct request *r)
 
 static int do_get_iova_range(struct request *r)
 {
-    struct vdpa_device *dev = session_device(r->s);
-    struct vdpa_iova_range range = dev->ops->get_iova_range(dev);
-    uint64_t win_first, win_last;
+    struct vdpa_iova_range range = session_get_iova_range(r->s);
 
-    /* the top of the device's range is vdpad's shadow window, where a client may not map
-     * (session_iotlb_update refuses it): leave it out, so that a client with a relay of
-     * its own (a vdpad chained on this node) puts its window below ours */
-    relay_shadow_window(dev, &win_first, &win_last);
-    if (win_first > range.first && win_first - 1 < range.last)
-        range.last = win_first - 1;
     *OUT(r, struct vhost_vdpa_iova_range) =
         (struct vhost_vdpa_iova_range){ .first = range.first, .last = range.last };
     return 0;

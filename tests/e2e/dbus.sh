@@ -1,6 +1,10 @@
 #!/bin/bash
 # tests/e2e/dbus.sh — vdpad's D-Bus service, its bus policy and vdpactl, against real peers:
 # private dbus-daemons (no system bus needed), the FUSE node, gdbus and vdpactl.
+# The migration part of the interface: PrepareIncoming/CancelIncoming against vdpad's real
+# migration channel (a test CA made with certtool), the Incoming and MigrationToken
+# properties, and `vdpactl monitor` seeing real signals (an open, and vdpa-traffic --relay
+# switching the relay on and off through the uAPI path QEMU uses).
 #
 #   bus A ("system-like"): the default policy of Debian's system bus plus OUR policy file
 #         data/org.vdpad1.conf, so the policy itself is tested: root and the group vdpad may
@@ -18,7 +22,7 @@ set -u
 if [ "$(id -u)" != 0 ]; then
   echo "SKIP: needs root (mounts FUSE, creates test users)"; exit 77
 fi
-for tool in dbus-daemon gdbus python3 runuser useradd groupadd fusermount3; do
+for tool in dbus-daemon gdbus python3 runuser useradd groupadd fusermount3 certtool; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
 done
 [ -c /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
@@ -27,8 +31,9 @@ srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 srcdir=$(cd "$srcdir" && pwd)
 VDPAD=${VDPAD:-$PWD/src/daemon/vdpad}
 VDPACTL=${VDPACTL:-$PWD/src/tools/vdpactl}
+VDPA_TRAFFIC=${VDPA_TRAFFIC:-$PWD/src/tools/vdpa-traffic}
 POLICY=$srcdir/data/org.vdpad1.conf
-for f in "$VDPAD" "$VDPACTL" "$POLICY"; do
+for f in "$VDPAD" "$VDPACTL" "$VDPA_TRAFFIC" "$POLICY"; do
   [ -e "$f" ] || { echo "FAIL: $f is missing (run from the build directory)"; exit 1; }
 done
 
@@ -174,12 +179,41 @@ start_vdpad() {  # ADDRESS DEVDIR LOG ARGS...: starts vdpad in the foreground, i
   pids+=("$vdpad_pid")
 }
 
+# ---------------------------------------------------------------- the migration channel's PKI
+# A CA, and one certificate of each role for 127.0.0.1, in the flat layout of --pki-dir:
+# vdpad A is the source (it listens) and the destination (it asks itself) at once.
+make_pki() {  # DIR
+  (
+    set -e
+    cd "$1"
+    certtool --generate-privkey --key-type ecdsa --outfile ca-key.pem
+    printf 'cn = vdpad e2e CA\nca\ncert_signing_key\nexpiration_days = 2\n' >ca.info
+    certtool --generate-self-signed --load-privkey ca-key.pem --template ca.info --outfile cacert.pem
+    for role in server client; do
+      certtool --generate-privkey --key-type ecdsa --outfile ${role}key.pem
+      if [ $role = server ]; then
+        printf 'organization = vdpad e2e\ncn = localhost\nip_address = 127.0.0.1\ntls_www_server\nsigning_key\nexpiration_days = 2\n'
+      else
+        printf 'organization = vdpad e2e\ncn = host-a\ntls_www_client\nsigning_key\nexpiration_days = 2\n'
+      fi >$role.info
+      certtool --generate-certificate --load-privkey ${role}key.pem --load-ca-certificate cacert.pem \
+        --load-ca-privkey ca-key.pem --template $role.info --outfile ${role}cert.pem
+    done
+  ) >"$1.log" 2>&1
+}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+mkdir -p "$tmp/pki"
+make_pki "$tmp/pki" || { echo "FAIL: certtool could not make the test PKI:"; cat "$tmp/pki.log"; exit 1; }
+MIGPORT=$(free_port)
+MIGSRC=127.0.0.1:$MIGPORT
+
 # ---------------------------------------------------------------- bus A: vdpad as root
 export DBUS_SESSION_BUS_ADDRESS=$ADDR_a
 run_rc 3 "vdpactl list before vdpad runs: not reachable" "$VDPACTL" --bus session list
 expect_out "vdpactl says why it cannot reach vdpad" "not reachable"
 
-start_vdpad "$ADDR_a" "$tmp/devA" "$tmp/vdpad-a.log" --device "net:n0,mac=$MAC" --device blk:d0
+start_vdpad "$ADDR_a" "$tmp/devA" "$tmp/vdpad-a.log" --device "net:n0,mac=$MAC" --device blk:d0 \
+  --pki-dir "$tmp/pki" --migration-listen "$MIGSRC"
 vdpad_a=$vdpad_pid
 if ! wait_for name_owned "$ADDR_a"; then
   echo "FAIL: vdpad did not take org.vdpad1 on bus A:"; cat "$tmp/vdpad-a.log"; exit 1
@@ -207,8 +241,11 @@ run_rc 0 "gdbus introspect $N0" gdbus introspect --address "$ADDR_a" -d org.vdpa
 for p in "readonly s Name" "readonly s NodePath" "readonly s Type" "readonly s Backend" \
          "readonly s Mode" "readonly t Features" "readonly y Status" "readonly s MAC" \
          "readonly u QueuePairs" "readonly u OpenerPid" "readonly u OwnerPid" \
-         "readonly a(ua{st}) QueueCounters"; do
-  expect_out "Device property: $p" "$p"
+         "readonly a(ua{st}) QueueCounters" "readonly s MigrationToken" "readonly s Incoming" \
+         "readonly t DirtyMarks" "PrepareIncoming(in  s source," "CancelIncoming();" \
+         "ModeChanged(s mode," "DirtyPagesLogged(t total_marks," "Stopped(a(uq) bases);" \
+         "StateRestored(u commands," "MigrationFailed(s reason);"; do
+  expect_out "Device member: $p" "$p"
 done
 
 # list
@@ -304,12 +341,14 @@ expect_out "error name Busy" "org.vdpad1.Error.Busy"
 expect_out "Busy names the opener" "in use by pid $opener"
 run_rc 1 "vdpactl destroy of the open node" "$VDPACTL" --bus session destroy n0
 check "the node is still there" test -e "$tmp/devA/n0"
-check "PropertiesChanged: OpenerPid set on open" wait_for grep -qF \
-  "$N0: org.freedesktop.DBus.Properties.PropertiesChanged ('org.vdpad1.Device', {'OpenerPid': <uint32 $opener>}" "$tmp/monitor.log"
+changed_line() {  # TEXT: a PropertiesChanged of n0 that holds TEXT
+  grep -F "$N0: org.freedesktop.DBus.Properties.PropertiesChanged ('org.vdpad1.Device', {" \
+    "$tmp/monitor.log" | grep -qF "$1"
+}
+check "PropertiesChanged: OpenerPid set on open" wait_for changed_line "'OpenerPid': <uint32 $opener>}"
 exec 3>&-
 check "OpenerPid is 0 again after close" wait_for opener_is 0
-check "PropertiesChanged: OpenerPid 0 on close" wait_for grep -qF \
-  "$N0: org.freedesktop.DBus.Properties.PropertiesChanged ('org.vdpad1.Device', {'OpenerPid': <uint32 0>}" "$tmp/monitor.log"
+check "PropertiesChanged: OpenerPid 0 on close" wait_for changed_line "'OpenerPid': <uint32 0>}"
 check "no PropertiesChanged carries QueueCounters" not grep -q QueueCounters "$tmp/monitor.log"
 
 run_rc 0 "vdpactl destroy n1.a-b" "$VDPACTL" --bus session destroy n1.a-b
@@ -327,6 +366,119 @@ run_rc 2 "vdpactl without a command" "$VDPACTL" --bus session
 run_rc 2 "vdpactl with an unknown command" "$VDPACTL" --bus session frob
 run_rc 2 "vdpactl with a bad --bus" "$VDPACTL" --bus nope list
 run_rc 2 "vdpactl show without NAME" "$VDPACTL" --bus session show
+
+# ---------------------------------------------------------------- bus A: migration
+token_of() { prop $N0 MigrationToken | sed -n "s/^(<'\(.*\)'>,)$/\1/p"; }
+run_rc 0 "gdbus Get MigrationToken of the closed node" prop $N0 MigrationToken
+expect_out "no token while closed" "(<''>,)"
+run_rc 0 "gdbus PrepareIncoming from this vdpad's own channel" \
+  gcall -o $N0 -m org.vdpad1.Device.PrepareIncoming "$MIGSRC" n0 0123abcd
+run_rc 0 "gdbus Get Incoming" prop $N0 Incoming
+expect_out "Incoming names the source and its device" "'$MIGSRC n0'"
+check "PropertiesChanged: Incoming" wait_for grep -qF "{'Incoming': <'$MIGSRC n0'>}" "$tmp/monitor.log"
+run_rc 0 "vdpactl show: Incoming" "$VDPACTL" --bus session show n0
+expect_out "show: Incoming" "Incoming       $MIGSRC n0"
+run_rc 0 "vdpactl cancel-incoming n0" "$VDPACTL" --bus session cancel-incoming n0
+expect_out "cancel-incoming says so" "n0: not prepared for a migration"
+run_rc 0 "Incoming is empty again" prop $N0 Incoming
+expect_out "Incoming ''" "(<''>,)"
+run_rc 0 "vdpactl prepare-incoming n0" "$VDPACTL" --bus session prepare-incoming n0 "$MIGSRC" n0 feedbeef
+expect_out "prepare-incoming says so" "n0: prepared to receive n0's state from $MIGSRC"
+"$VDPACTL" --bus session --json show n0 >"$tmp/prepared.json"
+check "vdpactl --json show: Incoming, MigrationToken, DirtyMarks" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["Incoming"] == sys.argv[2] + " n0" and d["MigrationToken"] == "" and d["DirtyMarks"] == 0, d
+' "$tmp/prepared.json" "$MIGSRC"
+run_rc 0 "gdbus CancelIncoming" gcall -o $N0 -m org.vdpad1.Device.CancelIncoming
+nobody=127.0.0.1:$(free_port)
+run_rc 1 "vdpactl prepare-incoming from a source nobody listens on" \
+  "$VDPACTL" --bus session prepare-incoming n0 "$nobody" n0 feedbeef
+expect_out "the error says the source is unreachable" "the source vdpad is unreachable"
+run_rc 1 "gdbus PrepareIncoming with a bad device name" \
+  gcall -o $N0 -m org.vdpad1.Device.PrepareIncoming "$MIGSRC" "no/such" t
+expect_out "error name InvalidArgument" "org.vdpad1.Error.InvalidArgument"
+run_rc 0 "the refused calls left n0 unprepared" prop $N0 Incoming
+expect_out "Incoming still ''" "(<''>,)"
+run_rc 2 "vdpactl prepare-incoming without the token" "$VDPACTL" --bus session prepare-incoming n0 "$MIGSRC" n0
+
+# monitor: one signal, as JSON, from an open of the node
+"$VDPACTL" --bus session monitor --json --count 1 n0 >"$tmp/mon1.json" 2>"$tmp/mon1.err" &
+mon=$!
+pids+=("$mon")
+check "vdpactl monitor says when it is subscribed" wait_for grep -q "monitoring n0" "$tmp/mon1.err"
+exec 3<>"$tmp/devA/n0"
+opener=$BASHPID
+wait "$mon"; rc=$?
+check "vdpactl monitor --count 1 exits 0 after one signal (got $rc)" test "$rc" = 0
+check "monitor --json: the open, with the opener and the session's token" python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 1, lines
+e = json.loads(lines[0])
+assert e["device"] == "n0" and e["signal"] == "PropertiesChanged", e
+assert e["object_path"] == "/org/vdpad1/device/n0" and e["time"].endswith("Z"), e
+changed = e["args"]["changed"]
+assert changed["OpenerPid"] == int(sys.argv[2]) and len(changed["MigrationToken"]) == 32, e
+' "$tmp/mon1.json" "$opener"
+token=$(token_of)
+check "MigrationToken is the open session's ($token)" grep -q "\"$token\"" "$tmp/mon1.json"
+exec 3>&-
+check "MigrationToken is empty again once closed" wait_for test -z "$(token_of)"
+run_rc 0 "vdpactl monitor --timeout 1 ends by itself" "$VDPACTL" --bus session monitor --timeout 1 n0
+"$VDPACTL" --bus session monitor >/dev/null 2>"$tmp/mon0.err" &
+mon=$!
+pids+=("$mon")
+wait_for grep -q "monitoring every device" "$tmp/mon0.err"
+kill -TERM "$mon"; wait "$mon"; rc=$?
+check "vdpactl monitor exits 0 on SIGTERM (got $rc)" test "$rc" = 0
+
+# monitor: the relay switched on and off through the uAPI (vdpa-traffic --relay, as QEMU
+# does at a migration's start and cancel); also as a user outside the group vdpad, whom
+# the policy lets receive the signals
+"$VDPACTL" --bus session monitor --json n0 >"$tmp/mon2.json" 2>"$tmp/mon2.err" &
+mon=$!
+pids+=("$mon")
+as_user vdpad-test "$ADDR_a" "$tmp/bin/vdpactl" --bus session monitor n0 \
+  >"$tmp/mon3.txt" 2>"$tmp/mon3.err" &
+mon_user=$!
+pids+=("$mon_user")
+check "vdpactl monitor (root) is subscribed" wait_for grep -q "monitoring n0" "$tmp/mon2.err"
+check "vdpactl monitor (vdpad-test) is subscribed" wait_for grep -q "monitoring n0" "$tmp/mon3.err"
+t0=$(date +%s%N)
+run_rc 0 "vdpa-traffic --relay on n0" "$VDPA_TRAFFIC" --relay -n 400000 -r 12 "$tmp/devA/n0"
+expect_out "vdpa-traffic: every frame back, every written page logged" "dirty_log=complete result=PASS"
+traffic_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "the node is closed again" wait_for opener_is 0
+kill -INT "$mon"; wait "$mon"; rc=$?
+check "vdpactl monitor exits 0 on SIGINT (got $rc)" test "$rc" = 0
+kill -TERM "$mon_user"; wait "$mon_user"
+check "monitor --json: relay on, dirty pages logged, relay off, the stop (traffic ran $traffic_ms ms)" \
+  python3 - "$tmp/mon2.json" "$traffic_ms" <<'PY'
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+sig = [e["signal"] for e in events]
+modes = [(i, e["args"]["mode"]) for i, e in enumerate(events) if e["signal"] == "ModeChanged"]
+assert [m for _, m in modes] == ["relay", "passthrough"], (modes, sig)
+on, off = modes[0][0], modes[1][0]
+assert events[on]["args"]["switch_ms"] > 0, events[on]
+dirty = [(i, e["args"]) for i, e in enumerate(events) if e["signal"] == "DirtyPagesLogged"]
+assert dirty and all(a["total_marks"] > 0 for _, a in dirty), dirty
+# paced: at most one a second while the relay runs, and a last one when it ends
+assert len(dirty) <= int(sys.argv[2]) // 1000 + 2, (len(dirty), sys.argv[2])
+assert dirty[-1][0] > off, (dirty, off)
+assert dirty[-1][1]["total_marks"] == max(a["total_marks"] for _, a in dirty), dirty
+if int(sys.argv[2]) > 1500:  # long enough for a signal while the relay ran
+    assert any(on < i < off and a["marks_per_second"] > 0 for i, a in dirty), dirty
+stops = [e for e in events if e["signal"] == "Stopped"]
+assert len(stops) == 1 and stops[0]["args"]["bases"][0]["Queue"] == 0, stops
+mode_props = [e["args"]["changed"]["Mode"] for e in events
+              if e["signal"] == "PropertiesChanged" and "Mode" in e["args"]["changed"]]
+assert mode_props == ["relay", "passthrough"], mode_props
+PY
+check "vdpad-test's monitor (text) saw the switches" \
+  grep -qE "^[0-9:.]+ n0 ModeChanged mode=relay switch_ms=[0-9.]+$" "$tmp/mon3.txt"
+check "... and the dirty pages" grep -qE " n0 DirtyPagesLogged total_marks=[1-9][0-9]* " "$tmp/mon3.txt"
 
 # a second vdpad cannot take the name
 start_vdpad "$ADDR_a" "$tmp/devA2" "$tmp/vdpad-a2.log"
@@ -360,6 +512,21 @@ expect_out "policy: vdpactl explains" "root or membership of the group vdpad"
 run_rc 1 "policy: vdpad-test may not own org.vdpad1" as_user vdpad-test "$ADDR_a" \
   gdbus call --session -d org.freedesktop.DBus -o /org/freedesktop/DBus \
   -m org.freedesktop.DBus.RequestName org.vdpad1 4
+run_rc 1 "policy: vdpad-test may not PrepareIncoming" as_user vdpad-test "$ADDR_a" \
+  gdbus call --session -d org.vdpad1 -o $N0 -m org.vdpad1.Device.PrepareIncoming "$MIGSRC" n0 t
+expect_out "policy: refused by the bus" "org.freedesktop.DBus.Error.AccessDenied"
+run_rc 1 "policy: vdpactl prepare-incoming as vdpad-test fails with exit 1" as_user vdpad-test \
+  "$ADDR_a" "$tmp/bin/vdpactl" --bus session prepare-incoming n0 "$MIGSRC" n0 t
+run_rc 1 "policy: vdpad-test may not CancelIncoming" as_user vdpad-test "$ADDR_a" \
+  gdbus call --session -d org.vdpad1 -o $N0 -m org.vdpad1.Device.CancelIncoming
+run_rc 0 "policy: vdpad-test may read Incoming" as_user vdpad-test "$ADDR_a" \
+  gdbus call --session -d org.vdpad1 -o $N0 -m org.freedesktop.DBus.Properties.Get \
+  org.vdpad1.Device Incoming
+expect_out "policy: nothing was prepared" "(<''>,)"
+run_rc 0 "policy: vdpad-test-op (group vdpad) may PrepareIncoming" as_user vdpad-test-op "$ADDR_a" \
+  "$tmp/bin/vdpactl" --bus session prepare-incoming n0 "$MIGSRC" n0 t
+run_rc 0 "policy: vdpad-test-op may CancelIncoming" as_user vdpad-test-op "$ADDR_a" \
+  "$tmp/bin/vdpactl" --bus session cancel-incoming n0
 run_rc 0 "policy: vdpad-test-op (group vdpad) may CreateDevice" as_user vdpad-test-op "$ADDR_a" \
   "$tmp/bin/vdpactl" --bus session create net:op0
 check "policy: the group member's device exists" test -e "$tmp/devA/op0"
@@ -383,6 +550,16 @@ run_rc 1 "open bus: vdpad refuses DestroyDevice from vdpad-test" as_user vdpad-t
   "$tmp/bin/vdpactl" --bus session destroy b0
 check "open bus: b0 survives" test -e "$tmp/devB/b0"
 check "open bus: vdpad logged the refusal" grep -q "refused DestroyDevice from uid $(id -u vdpad-test)" "$tmp/vdpad-b.log"
+run_rc 1 "open bus: vdpad refuses PrepareIncoming from vdpad-test itself" as_user vdpad-test "$ADDR_b" \
+  gdbus call --session -d org.vdpad1 -o /org/vdpad1/device/b0 -m org.vdpad1.Device.PrepareIncoming \
+  "$MIGSRC" n0 t
+expect_out "open bus: AccessDenied from vdpad" "org.freedesktop.DBus.Error.AccessDenied"
+expect_out "open bus: the message names the method" "PrepareIncoming is only for root and members of the group vdpad"
+run_rc 1 "open bus: a vdpad without a migration channel cannot be prepared" \
+  env DBUS_SESSION_BUS_ADDRESS="$ADDR_b" "$VDPACTL" --bus session prepare-incoming b0 "$MIGSRC" n0 t
+expect_out "open bus: it says how to start vdpad" "this vdpad has no migration channel: start it with --pki-dir/--migration-listen"
+run_rc 0 "vdpactl --bus ADDRESS reaches vdpad B" "$VDPACTL" --bus "$ADDR_b" list
+expect_out "vdpactl --bus ADDRESS lists b0" "b0"
 run_rc 0 "open bus: vdpad-test-op (group vdpad) may create" as_user vdpad-test-op "$ADDR_b" \
   "$tmp/bin/vdpactl" --bus session create net:op1
 run_rc 0 "open bus: root may destroy" env DBUS_SESSION_BUS_ADDRESS="$ADDR_b" "$VDPACTL" --bus session destroy op1

@@ -61,13 +61,14 @@ wait_for() {
 
 # start_vdpad NAME ARGS... — a vdpad in the foreground (background job) serving
 # $E2E_WORK/NAME/dev, no D-Bus unless ARGS say so (a later --bus wins), inside network
-# namespace $VDPAD_NETNS when set. Sets VDPAD_PID_<NAME>, VDPAD_DIR_<NAME>.
+# namespace $VDPAD_NETNS when set (only the network namespace: the FUSE mount must stay
+# visible to QEMU). Sets VDPAD_PID_<NAME>, VDPAD_DIR_<NAME>.
 start_vdpad() {
   local name=$1; shift
   local dir=$E2E_WORK/$name
   mkdir -p "$dir"
   local netns=()
-  [ -n "${VDPAD_NETNS:-}" ] && netns=(ip netns exec "$VDPAD_NETNS")
+  [ -n "${VDPAD_NETNS:-}" ] && netns=(nsenter "--net=/run/netns/$VDPAD_NETNS")
   "${netns[@]}" "$VDPAD" --foreground --bus none --dev-dir "$dir/dev" --log-level info "$@" >"$dir/vdpad.log" 2>&1 &
   local pid=$!
   printf -v "VDPAD_PID_$name" %s "$pid"
@@ -98,14 +99,15 @@ build_guest() {
 }
 
 # start_qemu NAME MEM_MB SMP APPEND EXTRA_ARGS... — a TCG guest with shared memfd RAM, its
-# console in $E2E_WORK/NAME.console and QMP at $E2E_WORK/NAME.qmp, inside network namespace
+# console in $E2E_WORK/NAME.console, QMP at $E2E_WORK/NAME.qmp and a second QMP monitor at
+# $E2E_WORK/NAME.ctl (QEMU serves one client per monitor), inside network namespace
 # $QEMU_NETNS when set. Sets QEMU_PID_<NAME>.
 start_qemu() {
   local name=$1 mem=$2 smp=$3 append=$4; shift 4
   local console=$E2E_WORK/$name.console
   local netns=()
-  [ -n "${QEMU_NETNS:-}" ] && netns=(ip netns exec "$QEMU_NETNS")
-  "${netns[@]}" qemu-system-x86_64 -machine q35,accel=tcg -cpu qemu64 -smp "$smp" -m "$mem" \
+  [ -n "${QEMU_NETNS:-}" ] && netns=(nsenter "--net=/run/netns/$QEMU_NETNS")
+  "${netns[@]}" qemu-system-x86_64 -machine q35 -accel tcg,thread=single -cpu qemu64 -smp "$smp" -m "$mem" \
     -object "memory-backend-memfd,id=mem0,size=${mem}M,share=on" -machine memory-backend=mem0 \
     -kernel "$GUEST_DIR/bzImage" -initrd "$GUEST_DIR/initrd.gz" \
     -append "console=ttyS0 quiet panic=-1 $append" \
@@ -113,6 +115,7 @@ start_qemu() {
     -chardev "socket,id=ser0,path=$E2E_WORK/$name.con,server=on,wait=off,logfile=$console" \
     -serial chardev:ser0 \
     -qmp "unix:$E2E_WORK/$name.qmp,server=on,wait=off" \
+    -qmp "unix:$E2E_WORK/$name.ctl,server=on,wait=off" \
     "$@" >"$E2E_WORK/$name.qemu.log" 2>&1 &
   local pid=$!
   printf -v "QEMU_PID_$name" %s "$pid"

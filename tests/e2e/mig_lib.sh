@@ -13,9 +13,11 @@ MIG_PORT=16516
 MIG_NS_A=vdpad-$$-a
 MIG_NS_B=vdpad-$$-b
 
-# mig_pki — a CA and, per host, a server and a client certificate (with the host's IP)
+# mig_pki [DIR] — a CA and, per host, a server and a client certificate (with the host's
+# IP) in libvirt's pkipath layout: DIR/a and DIR/b (DIR defaults to $E2E_WORK/pki; another
+# DIR makes a second, unrelated CA)
 mig_pki() {
-  local d=$E2E_WORK/pki
+  local d=${1:-$E2E_WORK/pki}
   mkdir -p "$d"
   (
     cd "$d"
@@ -24,16 +26,16 @@ mig_pki() {
     certtool --generate-self-signed --load-privkey ca-key.pem --template ca.info --outfile ca.pem >/dev/null 2>&1
     for h in a b; do
       local ip; [ $h = a ] && ip=$MIG_IP_A || ip=$MIG_IP_B
-      mkdir -p $h/private
+      mkdir -p $h
       cp ca.pem $h/cacert.pem
       for role in server client; do
-        certtool --generate-privkey --key-type ecdsa --outfile $h/private/${role}key.pem >/dev/null 2>&1
+        certtool --generate-privkey --key-type ecdsa --outfile $h/${role}key.pem >/dev/null 2>&1
         if [ $role = server ]; then
           printf 'organization = vdpad e2e\ncn = host%s\ndns_name = host%s\nip_address = %s\ntls_www_server\nsigning_key\nexpiration_days = 7\n' $h $h "$ip" >$h/$role.info
         else
           printf 'organization = vdpad e2e\ncn = host%s client\ntls_www_client\nsigning_key\nexpiration_days = 7\n' $h >$h/$role.info
         fi
-        certtool --generate-certificate --load-privkey $h/private/${role}key.pem \
+        certtool --generate-certificate --load-privkey $h/${role}key.pem \
           --load-ca-certificate ca.pem --load-ca-privkey ca-key.pem \
           --template $h/$role.info --outfile $h/${role}cert.pem >/dev/null 2>&1
       done
@@ -54,15 +56,17 @@ mig_network() {
   for ns in "$MIG_NS_A" "$MIG_NS_B"; do ip -n "$ns" link set lo up; done
   ip -n "$MIG_NS_A" link set "va$$" up
   ip -n "$MIG_NS_B" link set "vb$$" up
-  ip netns exec "$MIG_NS_A" ping -c1 -W2 "$MIG_IP_B" >/dev/null || die "the two hosts cannot reach each other"
+  ip -n "$MIG_NS_A" route get "$MIG_IP_B" >/dev/null 2>&1 || die "host a has no route to $MIG_IP_B"
 }
 
-# mig_host H DEVICE_SPEC... — host H (a or b): its bus and its vdpad with the channel.
-# Sets BUS_<H> (the bus address) and, through start_vdpad, VDPAD_DIR_<H>/VDPAD_PID_<H>.
+# mig_host NAME DEVICE_SPEC... — vdpad NAME on host a or b (MIG_ON=a|b, default NAME),
+# with its own bus and its migration channel on the host's address (MIG_LISTEN_PORT,
+# default $MIG_PORT) and certificates (MIG_PKI_DIR, default $E2E_WORK/pki/<host>).
+# Sets BUS_<NAME> and, through start_vdpad, VDPAD_DIR_<NAME>/VDPAD_PID_<NAME>.
 mig_host() {
   local h=$1; shift
-  local ns ip
-  [ "$h" = a ] && { ns=$MIG_NS_A; ip=$MIG_IP_A; } || { ns=$MIG_NS_B; ip=$MIG_IP_B; }
+  local on=${MIG_ON:-$h} ns ip
+  [ "$on" = a ] && { ns=$MIG_NS_A; ip=$MIG_IP_A; } || { ns=$MIG_NS_B; ip=$MIG_IP_B; }
   local out
   out=$(dbus-daemon --session --fork --print-address=1 --print-pid=1) || die "dbus-daemon for host $h"
   local addr pid
@@ -70,10 +74,11 @@ mig_host() {
   on_exit "kill $pid"
   printf -v "BUS_$h" %s "$addr"
   DBUS_SESSION_BUS_ADDRESS=$addr VDPAD_NETNS=$ns start_vdpad "$h" --bus session \
-    --migration-listen "$ip:$MIG_PORT" --pki-dir "$E2E_WORK/pki/$h" "$@"
+    --migration-listen "$ip:${MIG_LISTEN_PORT:-$MIG_PORT}" \
+    --pki-dir "${MIG_PKI_DIR:-$E2E_WORK/pki/$on}" "$@"
 }
 
-# vdpactl_on H ARGS... — vdpactl against host H's vdpad
+# vdpactl_on NAME ARGS... — vdpactl against vdpad NAME
 vdpactl_on() {
   local h=$1; shift
   local busvar="BUS_$h"
@@ -86,4 +91,6 @@ mig_qemu() {
   local ns; [ "$h" = a ] && ns=$MIG_NS_A || ns=$MIG_NS_B
   QEMU_NETNS=$ns start_qemu "$name" 256 "$smp" "$append" \
     -netdev "vhost-vdpa,vhostdev=$node,id=n0" -device "virtio-net-pci,netdev=n0,mq=on,vectors=6" "$@"
+  wait_for 20 "$name's QMP socket" test -S "$E2E_WORK/$name.qmp" ||
+    die "QEMU $name did not create its QMP socket: $(tail -3 "$E2E_WORK/$name.qemu.log")"
 }

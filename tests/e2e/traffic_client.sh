@@ -28,6 +28,7 @@ assert out["result"] == "PASS", out
 assert out["lost"] == out["duplicated"] == out["corrupted"] == 0, out
 assert out["received"] == out["sent"] > 0, out
 assert out["mac"] == "52:54:00:00:0b:01", out
+assert not out["relay"] or out["dirty_pages_checked"] > 0, out
 print(f"[traffic_client] ok: {what}: {out['sent']} frames of {out['frame_bytes']} B on "
       f"{out['pairs']} pair(s) came back exactly once, intact "
       f"({out['fps_median']/1e6:.2f} Mframes/s median)")
@@ -37,6 +38,10 @@ for node in "$VDPAD_DIR_B/n0" "$VDPAD_DIR_A/hw0"; do
   case $node in *hw0) what=chained ;; *) what=direct ;; esac
   run "$what, 1 pair, 64 B" "$node" --frames 50000 --size 64 --pairs 1 --reps 2
   run "$what, 2 pairs, 1500 B" "$node" --frames 20000 --size 1500 --pairs 2 --reps 2
+  # through the relay, switched on the way a migration does it; every page the device
+  # wrote must be in the dirty log the client collects as QEMU does
+  run "$what, relay, 2 pairs, 1500 B, dirty log complete" "$node" --frames 20000 --size 1500 \
+    --pairs 2 --reps 1 --relay
 done
 
 # both nodes are released and reusable; B saw exactly one opener at a time (A's backend)

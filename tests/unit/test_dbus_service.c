@@ -914,7 +914,8 @@ static void prepare_and_cancel_incoming_are_refused_to_other_users(void **state)
     struct fixture *f = *state;
     g_autoptr(GError) err = NULL;
 
-    if (geteuid() != 0 || !g_find_program_in_path("gdbus"))
+    g_autofree char *gdbus = g_find_program_in_path("gdbus");
+    if (geteuid() != 0 || !gdbus)
         skip(); /* needs another user (root runs it; scripts/check does) */
     struct open_bus bus;
     open_bus_start(&bus);
