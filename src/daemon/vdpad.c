@@ -11,6 +11,8 @@
 
 #include "core/node.h"
 #include "dbus/dbus_service.h"
+#include "libvirt_driver/domain_metadata.h"
+#include "libvirt_driver/libvirt_sync.h"
 #include "migration/mig_service.h"
 #include "util/error.h"
 #include "util/fd.h"
@@ -29,6 +31,9 @@ struct options {
     char *migration_listen;
     char *pki_dir;
     char **allowed_dns;
+    char *migration_address;
+    gboolean libvirt;
+    char *libvirt_uri;
     gboolean version;
 };
 
@@ -140,6 +145,7 @@ struct daemon {
     struct node_registry *reg;
     struct fuse_front *front;
     struct mig_service *mig;
+    struct libvirt_sync *libvirt;
     struct dbus_service *svc;
 };
 
@@ -147,6 +153,7 @@ static void daemon_teardown(struct daemon *d)
 {
     /* D-Bus first, then the sessions (devices reset) and the mount, then the devices. */
     g_clear_pointer(&d->svc, dbus_service_stop);
+    g_clear_pointer(&d->libvirt, libvirt_sync_stop);
     g_clear_pointer(&d->mig, mig_service_stop);
     g_clear_pointer(&d->front, fuse_front_free);
     g_clear_pointer(&d->reg, node_registry_free);
@@ -191,6 +198,22 @@ static int daemon_setup(struct daemon *d, struct options *opt, const char *dir, 
         d->mig = mig_service_start(d->reg, &mcfg, error);
         if (!d->mig)
             return -EIO;
+    }
+    /* with libvirt: tell each domain where its destination gets the device state */
+    if (opt->libvirt || opt->libvirt_uri) {
+        const char *address = opt->migration_address;
+        if (!address && opt->migration_listen && vdpad_mig_address_valid(opt->migration_listen))
+            address = opt->migration_listen;
+        if (!address)
+            return vdpad_fail(error, EINVAL, "--libvirt needs the address destinations reach this "
+                              "vdpad's migration channel at: --migration-address HOST:PORT (or a "
+                              "--migration-listen that is not a wildcard)");
+        struct libvirt_sync_config lcfg = {
+            .uri = opt->libvirt_uri, .address = address, .dev_dir = dir,
+        };
+        d->libvirt = libvirt_sync_start(d->reg, &lcfg, error);
+        if (!d->libvirt)
+            return -EINVAL;
     }
     if (!no_bus) {
         d->svc = dbus_service_start(bus, d->reg, d->front, error);
@@ -271,6 +294,14 @@ int main(int argc, char **argv)
         { "migration-allowed-dn", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt.allowed_dns,
           "Admit only destinations whose certificate DN matches PATTERN (repeatable; "
           "* and ? wildcards, as libvirt's tls_allowed_dn_list)", "PATTERN" },
+        { "migration-address", 0, 0, G_OPTION_ARG_STRING, &opt.migration_address,
+          "The address destinations reach this vdpad's migration channel at, written into "
+          "libvirt domains (default: --migration-listen unless it is a wildcard)", "HOST:PORT" },
+        { "libvirt", 0, 0, G_OPTION_ARG_NONE, &opt.libvirt,
+          "Write migration metadata into the libvirt domains that use the nodes (on "
+          LIBVIRT_SYNC_DEFAULT_URI ")", NULL },
+        { "libvirt-uri", 0, 0, G_OPTION_ARG_STRING, &opt.libvirt_uri,
+          "The same on another libvirt connection (implies --libvirt)", "URI" },
         { "version", 0, 0, G_OPTION_ARG_NONE, &opt.version, "Print the version and exit", NULL },
         { NULL },
     };
@@ -313,5 +344,7 @@ int main(int argc, char **argv)
     g_free(opt.migration_listen);
     g_free(opt.pki_dir);
     g_strfreev(opt.allowed_dns);
+    g_free(opt.migration_address);
+    g_free(opt.libvirt_uri);
     return rc;
 }

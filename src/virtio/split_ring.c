@@ -526,6 +526,11 @@ int vring_drv_init(struct vring_drv *vq, uint16_t base)
     store16(&r->avail->flags, 0);
     store16(&r->avail->idx, base);
     store16(&r->used->idx, base);
+    /* with event idx, a device that has not run yet has asked for nothing: arm both events at
+     * base, or a ring started at a non-zero base (a migration's destination) would never kick
+     * for its first buffer */
+    store16(avail_event(r), base);
+    store16(used_event(r), base);
     return 0;
 }
 

@@ -10,7 +10,8 @@ E2E_TESTS = \
 	tests/e2e/hostile.sh \
 	tests/e2e/migrate.sh \
 	tests/e2e/migrate_failures.sh \
-	tests/e2e/migrate_soak.sh
+	tests/e2e/migrate_soak.sh \
+	tests/e2e/libvirt_migrate.sh
 if ENABLE_E2E
 TESTS += $(E2E_TESTS)
 endif

@@ -692,6 +692,21 @@ static void event_idx_kick_follows_avail_event(void **state)
     fix_free(f);
 }
 
+/* A fresh driver ring at a non-zero base (the relay's shadow ring on a migration's
+ * destination): the device has not armed avail_event yet, and the first buffer must kick. */
+static void event_idx_first_buffer_kicks_at_a_non_zero_base(void **state)
+{
+    struct fix *f = fix_new(16, 7, true, false);
+    int token[2];
+
+    assert_int_equal(le16toh(*avail_event_of(f)), 7);
+    add_one(f, &token[0]);
+    assert_true(vring_drv_publish(&f->drv)); /* publishes index 7 */
+    add_one(f, &token[1]);
+    assert_false(vring_drv_publish(&f->drv)); /* the device has not re-armed */
+    fix_free(f);
+}
+
 static void enable_then_recheck_catches_buffer_added_before(void **state)
 {
     struct fix *f = fix_new(8, 0, true, false);
@@ -1560,6 +1575,7 @@ int main(void)
         cmocka_unit_test(event_idx_need_event_handles_16bit_wrap),
         cmocka_unit_test(event_idx_window_over_65535_entries_forces_notification),
         cmocka_unit_test(event_idx_kick_follows_avail_event),
+        cmocka_unit_test(event_idx_first_buffer_kicks_at_a_non_zero_base),
         cmocka_unit_test(enable_then_recheck_catches_buffer_added_before),
         cmocka_unit_test(flags_suppress_notifications_without_event_idx),
         cmocka_unit_test(hostile_avail_idx_too_far_ahead),
