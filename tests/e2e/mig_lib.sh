@@ -27,11 +27,12 @@ mig_attempts() {
   exit "$rc"
 }
 
-# a panicking guest on a first attempt ends the test with E2E_TCG_PANIC (lib.sh's
-# wait_console calls this)
+# on_guest_panic NAME [CONSOLE_FILE] — a panicking guest on a first attempt ends the test
+# with E2E_TCG_PANIC (lib.sh's wait_console calls this)
 on_guest_panic() {
-  echo "[$E2E_NAME] guest $1 panicked: $(console_line "$1" 'Kernel panic|RIP:')" >&2
-  tail -40 "$E2E_WORK/$1.console" >&2
+  local f=${2:-$E2E_WORK/$1.console}
+  echo "[$E2E_NAME] guest $1 panicked: $(grep -aE 'Kernel panic|RIP:' "$f" | tail -1 | tr -d '\r')" >&2
+  tail -40 "$f" >&2
   case "${E2E_ATTEMPT:-}" in
     1) exit "$E2E_TCG_PANIC" ;;
     2) die "the guest $1 panicked again" ;;
