@@ -11,6 +11,12 @@
  *      for the destination vdpad's StateRestored (or MigrationFailed), a few seconds at
  *      most, and prints the summary (vdpactl_migrate_report.h).
  *
+ * The device downtime is the time between the arrivals of the source's Stopped and the
+ * destination's StateRestored (the source's GET_VRING_BASE to the destination's data queues
+ * started after the restore). The arrivals are stamped by a filter on each connection, in
+ * GDBus's worker thread, so the poll interval does not add to them; the two clocks are one
+ * when both vdpads are on this machine, and bus latency otherwise.
+ *
  * Failure (exit 1): QEMU's error, or MigrationFailed from either vdpad. The destination is
  * then un-prepared (CancelIncoming). --timeout, SIGINT and SIGTERM cancel the migration
  * (migrate_cancel) and fail. Signals from both vdpads arrive on the default main context,
@@ -19,6 +25,7 @@
 #include "config.h"
 
 #include <glib-unix.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,6 +42,50 @@
 #define RESTORE_WAIT_MS 5000 /* the destination vdpad's StateRestored after that */
 #define DEFAULT_TIMEOUT_S 600
 
+/* When a signal (member) from one device path first arrived; shared with the connection's
+ * filter, which may still run after its removal (hence the reference count). */
+struct signal_clock {
+    char *path;
+    const char *member;
+    _Atomic gint64 seen_us; /* monotonic; 0: not yet */
+};
+
+static void signal_clock_clear(struct signal_clock *c)
+{
+    g_free(c->path);
+}
+
+static void signal_clock_unref(gpointer c)
+{
+    g_atomic_rc_box_release_full(c, (GDestroyNotify)signal_clock_clear);
+}
+
+static GDBusMessage *stamp_signal(GDBusConnection *conn, GDBusMessage *msg, gboolean incoming,
+                                  gpointer data)
+{
+    struct signal_clock *c = data;
+
+    if (incoming && g_dbus_message_get_message_type(msg) == G_DBUS_MESSAGE_TYPE_SIGNAL &&
+        g_strcmp0(g_dbus_message_get_member(msg), c->member) == 0 &&
+        g_strcmp0(g_dbus_message_get_path(msg), c->path) == 0) {
+        gint64 none = 0;
+        atomic_compare_exchange_strong(&c->seen_us, &none, g_get_monotonic_time());
+    }
+    return msg;
+}
+
+static struct signal_clock *signal_clock_add(GDBusConnection *conn, const char *path,
+                                             const char *member, guint *filter_id)
+{
+    struct signal_clock *c = g_atomic_rc_box_new0(struct signal_clock);
+
+    c->path = g_strdup(path);
+    c->member = member;
+    *filter_id = g_dbus_connection_add_filter(conn, stamp_signal, g_atomic_rc_box_acquire(c),
+                                              signal_clock_unref);
+    return c;
+}
+
 struct migrate {
     struct vdpactl_migrate_report r;
     GDBusConnection *src_bus, *dst_bus;
@@ -47,10 +98,18 @@ struct migrate {
     gboolean stop_asked, cancel_sent;
     char *status, *mode, *dst_status; /* the report's strings */
     char *src_failure, *dst_failure;  /* MigrationFailed from each vdpad */
+    struct signal_clock *stopped, *restored; /* Stopped (source), StateRestored (destination) */
+    guint stopped_filter, restored_filter;
 };
 
 static void migrate_clear(struct migrate *m)
 {
+    if (m->stopped) {
+        g_dbus_connection_remove_filter(m->src_bus, m->stopped_filter);
+        g_dbus_connection_remove_filter(m->dst_bus, m->restored_filter);
+        signal_clock_unref(m->stopped);
+        signal_clock_unref(m->restored);
+    }
     g_clear_object(&m->src_bus);
     g_clear_object(&m->dst_bus);
     g_free(m->src_path);
@@ -400,6 +459,8 @@ int vdpactl_migrate(struct ctl_options *opt, int argc, char **argv)
         migrate_clear(&m);
         return rc;
     }
+    m.stopped = signal_clock_add(m.src_bus, m.src_path, "Stopped", &m.stopped_filter);
+    m.restored = signal_clock_add(m.dst_bus, m.dst_path, "StateRestored", &m.restored_filter);
     guint src_sub = g_dbus_connection_signal_subscribe(
         m.src_bus, VDPAD_DBUS_NAME, VDPAD_DBUS_DEVICE_IFACE, NULL, m.src_path, NULL,
         G_DBUS_SIGNAL_FLAGS_NONE, on_source_signal, &m, NULL);
@@ -449,6 +510,12 @@ int vdpactl_migrate(struct ctl_options *opt, int argc, char **argv)
     }
     m.r.elapsed_s = (double)(g_get_monotonic_time() - m.t0) / G_USEC_PER_SEC;
     m.r.mode = m.mode;
+    /* both signals seen by the subscriptions (which check the sender), the stop first */
+    gint64 t_stop = atomic_load(&m.stopped->seen_us), t_restored = atomic_load(&m.restored->seen_us);
+    if (m.r.stopped_queues >= 0 && m.r.has_restore && t_stop && t_restored >= t_stop) {
+        m.r.has_device_downtime = true;
+        m.r.device_downtime_ms = (t_restored - t_stop) / 1000.0;
+    }
     m.r.ok = why == NULL;
     m.r.error = why;
 

@@ -86,6 +86,9 @@ char *vdpactl_migrate_summary(const struct vdpactl_migrate_report *r)
     if (r->dst_status)
         g_string_append_printf(out, "; QEMU %s", r->dst_status);
     g_string_append_c(out, '\n');
+    if (r->has_device_downtime)
+        g_string_append_printf(out, "  device down: %.1f ms (the source's stop to the "
+                               "destination's queues started)\n", r->device_downtime_ms);
     return g_string_free(out, FALSE);
 }
 
@@ -125,6 +128,9 @@ json_object *vdpactl_migrate_json(const struct vdpactl_migrate_report *r)
                            r->has_restore ? json_object_new_int64(r->restored_commands) : NULL);
     json_object_object_add(obj, "restore_ms",
                            r->has_restore ? vdpactl_json_double(r->restore_ms) : NULL);
+    json_object_object_add(obj, "device_downtime_ms",
+                           r->has_device_downtime ? vdpactl_json_double(r->device_downtime_ms)
+                                                  : NULL);
     json_object_object_add(obj, "dst_qemu_status", string_or_null(r->dst_status));
     return obj;
 }

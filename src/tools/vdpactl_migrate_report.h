@@ -8,6 +8,7 @@
  *     QEMU:         total 2589 ms, downtime 87 ms, setup 4 ms; RAM 270.3 MiB sent of 256.0 MiB
  *     source n0:    switched to relay in 0.412 ms; 1234 dirty pages logged; stopped with 3 queues
  *     destination n0: state restored (5 commands) in 1.204 ms; QEMU running
+ *     device down:  41.7 ms (the source's stop to the destination's queues started)
  * or, first line on failure: "migration of n0 FAILED: REASON".
  *
  * JSON (one flat object, for scripts; a value vdpactl never learned is null):
@@ -17,6 +18,7 @@
  *    "ram_transferred":283426816,"ram_total":268435456,          (QEMU's query-migrate)
  *    "switch_in_ms":0.412,"dirty_marks":1234,"stopped_queues":3,  (the source vdpad)
  *    "restored_commands":5,"restore_ms":1.204,                    (the destination vdpad)
+ *    "device_downtime_ms":41.7,                   (source Stopped to destination StateRestored)
  *    "dst_qemu_status":"running"}
  *
  * Threads: pure functions. Ownership: the record's strings are borrowed; results are the
@@ -46,6 +48,9 @@ struct vdpactl_migrate_report {
     unsigned restored_commands;
     double restore_ms;
     const char *dst_status;     /* its QEMU's run state after the migration, NULL if unknown */
+    /* the source's Stopped to the destination's StateRestored, as they arrived */
+    bool has_device_downtime;
+    double device_downtime_ms;
     /* the outcome */
     bool ok;
     const char *error;          /* why it failed */

@@ -41,13 +41,15 @@ t0=$(date +%s%N)
   die "vdpactl migrate failed: $(cat "$E2E_WORK/migrate.err")"
 ok "vdpactl migrate completed in $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(python3 -c '
 import json,sys; j=json.load(open(sys.argv[1]))
-print("QEMU downtime", j.get("downtime_ms"), "ms, vdpad switch-in", j.get("switch_in_ms"), "ms, restore", j.get("restore_ms"), "ms")' "$E2E_WORK/migrate.json")"
+print("QEMU downtime", j.get("downtime_ms"), "ms, vdpad switch-in", j.get("switch_in_ms"), "ms, restore", j.get("restore_ms"), "ms, device downtime", j.get("device_downtime_ms"), "ms")' "$E2E_WORK/migrate.json")"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if (j.get("device_downtime_ms") or 0) > 0 else 1)' \
+  "$E2E_WORK/migrate.json" || die "vdpactl migrate measured no device downtime: $(cat "$E2E_WORK/migrate.json")"
 
 grep -q "n0: stopped for a migration" "$VDPAD_DIR_a/../vdpad.log" || die "vdpad A recorded no migration stop"
 grep -q "got n0's state from $MIG_IP_A:$MIG_PORT" "$VDPAD_DIR_b/../vdpad.log" ||
   die "vdpad B did not fetch the state over the channel"
 grep -q "restored the device state" "$VDPAD_DIR_b/../vdpad.log" || die "vdpad B did not restore the state"
-ok "vdpad B fetched A's final state over TLS and replayed it before the data queues started"
+ok "vdpad B fetched A's final state over TLS and replayed it before the data queues started: $(grep -a 'restored the device state' "$VDPAD_DIR_b/../vdpad.log" | tail -1 | sed 's/.*n0: //')"
 
 wait_console dst 120 'GUEST-STEP-RC i=3'
 grep -aq 'GUEST-UP' "$E2E_WORK/dst.console" && die "the guest rebooted on B"

@@ -347,6 +347,8 @@ static void a_migration(struct vdpactl_migrate_report *r)
     r->restored_commands = 6;
     r->restore_ms = 1.204;
     r->dst_status = "running";
+    r->has_device_downtime = true;
+    r->device_downtime_ms = 41.7;
     r->ok = true;
 }
 
@@ -382,7 +384,8 @@ static void migrate_summary_gives_qemu_times_and_vdpad_switch_and_restore(void *
         "migration of n0 completed in 2.61 s\n"
         "  QEMU:          total 2589 ms, downtime 87 ms, setup 4 ms; RAM 270.3 MiB sent of 256.0 MiB\n"
         "  source n0: switched to relay in 0.412 ms; 1234 dirty pages logged; stopped with 5 queues\n"
-        "  destination n0b: state restored (6 commands) in 1.204 ms; QEMU running\n");
+        "  destination n0b: state restored (6 commands) in 1.204 ms; QEMU running\n"
+        "  device down: 41.7 ms (the source's stop to the destination's queues started)\n");
 
     /* a failure says why first; what was never seen says so */
     vdpactl_migrate_report_init(&r);
@@ -418,6 +421,7 @@ static void migrate_json_is_flat_with_nulls_for_the_unknown(void **state)
     assert_int_equal(json_object_get_int64(member(p, "restored_commands")), 6);
     assert_true(json_object_get_double(member(p, "restore_ms")) == 1.204);
     assert_string_equal(json_object_get_string(member(p, "dst_qemu_status")), "running");
+    assert_true(json_object_get_double(member(p, "device_downtime_ms")) == 41.7);
     json_object_put(p);
 
     vdpactl_migrate_report_init(&r);
@@ -430,7 +434,8 @@ static void migrate_json_is_flat_with_nulls_for_the_unknown(void **state)
     assert_string_equal(json_object_get_string(member(p, "error")), "cancelled (interrupted)");
     static const char *const unknown[] = { "status", "downtime_ms", "ram_transferred",
                                            "switch_in_ms", "stopped_queues", "restored_commands",
-                                           "restore_ms", "dst_qemu_status" };
+                                           "restore_ms", "dst_qemu_status",
+                                           "device_downtime_ms" };
     for (unsigned i = 0; i < G_N_ELEMENTS(unknown); i++)
         assert_true(json_object_is_type(member(p, unknown[i]), json_type_null));
     json_object_put(p);
