@@ -230,16 +230,7 @@ char *device_state_encode(const struct device_state *st, size_t *len, GError **e
 {
     struct json_object *o = device_state_to_json(st, error);
 
-    if (!o)
-        return NULL;
-    size_t n;
-    const char *text = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-    char *copy = g_strndup(text, n);
-    json_object_put(o);
-    if (len)
-        *len = n;
-    return copy;
+    return o ? jr_text(o, len) : NULL;
 }
 
 /* ------------------------------------------------------------------ decoding */

@@ -45,6 +45,19 @@ char *jr_path(const char *path, const char *key)
     return path && path[0] ? g_strdup_printf("%s.%s", path, key) : g_strdup(key);
 }
 
+char *jr_text(struct json_object *o, size_t *len)
+{
+    size_t n;
+    const char *text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    char *copy = g_strndup(text, n);
+
+    json_object_put(o);
+    if (len)
+        *len = n;
+    return copy;
+}
+
 struct json_object *jr_parse_object(const char *text, size_t len, const char *what,
                                     GError **error)
 {

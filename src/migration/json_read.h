@@ -1,4 +1,5 @@
-/* json_read.h — strict reading of JSON from a peer (json-c), for the migration channel.
+/* json_read.h — strict reading of JSON from a peer (json-c), for the migration channel,
+ * and the compact text of what we send (jr_text).
  *
  * Every getter names the field in its error as a path ("net.vlans[3]"), says what was
  * expected and what came, and quotes peer text only after escaping it (jr_quote), so an
@@ -19,6 +20,10 @@
 /* Nesting accepted by jr_parse_object (the deepest message, a response carrying a state
  * with VLAN lists, has 4 levels). */
 #define JR_MAX_DEPTH 8
+
+/* The compact text of o (no slashes escaped), which it consumes; *len (may be NULL) gets
+ * its length. The caller frees the text. */
+char *jr_text(struct json_object *o, size_t *len);
 
 /* Parses text[0..len) as exactly one JSON object (strict grammar, valid UTF-8, trailing
  * whitespace allowed, nothing else after it). what names the message in errors

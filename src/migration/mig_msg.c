@@ -42,19 +42,6 @@ void mig_resp_clear(struct mig_resp *resp)
     memset(resp, 0, sizeof(*resp));
 }
 
-static char *to_text(struct json_object *o, size_t *len)
-{
-    size_t n;
-    const char *text = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-    char *copy = g_strndup(text, n);
-
-    json_object_put(o);
-    if (len)
-        *len = n;
-    return copy;
-}
-
 /* ------------------------------------------------------------------ requests */
 
 static const char *const ping_keys[] = { "op", NULL };
@@ -123,7 +110,7 @@ char *mig_req_encode(const struct mig_req *req, size_t *len)
         json_object_object_add(o, "token", json_object_new_string(req->token));
         json_object_object_add(o, "wait_ms", json_object_new_int64(req->wait_ms));
     }
-    return to_text(o, len);
+    return jr_text(o, len);
 }
 
 /* ------------------------------------------------------------------ responses */
@@ -210,5 +197,5 @@ char *mig_resp_encode(const struct mig_resp *resp, size_t *len, GError **error)
         }
         json_object_object_add(o, "state", st);
     }
-    return to_text(o, len);
+    return jr_text(o, len);
 }

@@ -207,6 +207,30 @@ ensure_libvirt_users() {
       --shell /usr/sbin/nologin libvirt-qemu || die "cannot create the user libvirt-qemu"
 }
 
+# write_libvirt_conf DIR [LINE...] — libvirtd.conf (LINEs first) and qemu.conf for a
+# test's own libvirtd: root-only socket without auth, log to its /var/log, QEMU as root
+# with no namespaces, security driver or cgroups
+write_libvirt_conf() {
+  local d=$1; shift
+  { [ $# -gt 0 ] && printf '%s\n' "$@"
+    cat <<EOC
+unix_sock_group = "root"
+unix_sock_rw_perms = "0770"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+log_outputs = "2:file:/var/log/libvirt/libvirtd.log"
+EOC
+  } >"$d/libvirtd.conf"
+  cat >"$d/qemu.conf" <<EOC
+user = "root"
+group = "root"
+namespaces = []
+security_driver = "none"
+cgroup_controllers = []
+stdio_handler = "file"
+EOC
+}
+
 start_libvirtd() {
   local name=$1 dir=$E2E_WORK/$1 d holder pid t0
   for d in libvirtd virsh unshare nsenter qemu-system-x86_64; do
@@ -218,21 +242,7 @@ start_libvirtd() {
   case $E2E_WORK/ in /run/*) die "E2E_WORK ($E2E_WORK) must not lie under /run: libvirtd's namespace covers /run" ;; esac
   ensure_libvirt_users
   mkdir -p "$dir"/{etc,run,lib,cache/qemu/capabilities,log/qemu}
-  cat >"$dir/etc/libvirtd.conf" <<EOC
-unix_sock_group = "root"
-unix_sock_rw_perms = "0770"
-auth_unix_rw = "none"
-auth_unix_ro = "none"
-log_outputs = "2:file:/var/log/libvirt/libvirtd.log"
-EOC
-  cat >"$dir/etc/qemu.conf" <<EOC
-user = "root"
-group = "root"
-namespaces = []
-security_driver = "none"
-cgroup_controllers = []
-stdio_handler = "file"
-EOC
+  write_libvirt_conf "$dir/etc"
   show_on_fail "$dir/libvirtd.out" "$dir/log/libvirtd.log"
 
   unshare --mount --propagation private sleep infinity &

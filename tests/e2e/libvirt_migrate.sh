@@ -105,22 +105,7 @@ vsh() { local h=$1; shift; timeout 60 virsh -q -c "$(uri "$h")" "$@"; }
 mkhost() {
   local h=$1 d=$E2E_WORK/$1
   mkdir -p "$d"/{etc/hooks/qemu.d,run,lib/qemu,cache/qemu/capabilities,log/qemu}
-  cat >"$d/etc/libvirtd.conf" <<EOF
-host_uuid = "${HUUID[$h]}"
-unix_sock_group = "root"
-unix_sock_rw_perms = "0770"
-auth_unix_rw = "none"
-auth_unix_ro = "none"
-log_outputs = "2:file:/var/log/libvirt/libvirtd.log"
-EOF
-  cat >"$d/etc/qemu.conf" <<EOF
-user = "root"
-group = "root"
-namespaces = []
-security_driver = "none"
-cgroup_controllers = []
-stdio_handler = "file"
-EOF
+  write_libvirt_conf "$d/etc" "host_uuid = \"${HUUID[$h]}\""
   printf '127.0.0.1 localhost\n%s hosta\n%s hostb\n' "${IP[A]}" "${IP[B]}" >"$d/hosts"
   unshare --mount --uts --net --propagation private sleep infinity &
   HOLDER[$h]=$!
