@@ -14,8 +14,8 @@
  * The device downtime is the time between the arrivals of the source's Stopped and the
  * destination's StateRestored (the source's GET_VRING_BASE to the destination's data queues
  * started after the restore). The arrivals are stamped by a filter on each connection, in
- * GDBus's worker thread, so the poll interval does not add to them; the two clocks are one
- * when both vdpads are on this machine, and bus latency otherwise.
+ * GDBus's worker thread, so the poll interval does not add to them; each bus's delivery
+ * delay shifts one end.
  *
  * Failure (exit 1): QEMU's error, or MigrationFailed from either vdpad. The destination is
  * then un-prepared (CancelIncoming). --timeout, SIGINT and SIGTERM cancel the migration
