@@ -249,8 +249,13 @@ static void on_stopped(void *opaque, const uint16_t *bases, const bool *started,
     st->nvqs = n;
     st->bases = g_memdup(bases, n * sizeof(*bases));
     st->started = g_memdup(started, n * sizeof(*started));
-    if (st->logging)
+    if (st->logging) {
         g_message("%s: stopped for a migration; its state is final", node->name);
+        /* a migration that fails after this stop starts this device again (QEMU's cont):
+         * it gets this state back before its data queues run, as a destination would */
+        if (st->has_net)
+            session_expect_restore(node->session);
+    }
     node->mode = SESSION_PASSTHROUGH;
     notify(node->reg, node, NODE_STOPPED);
 }
@@ -283,9 +288,9 @@ static int on_fetch_restore(void *opaque, struct net_state *st, GError **error)
 
     if (node->incoming) {
         if (!reg->fetcher)
-            return vdpad_fail(error, ENOTCONN, "%s: prepared to receive a migration from %s, "
-                              "but this vdpad has no migration channel (--migration-listen)",
-                              node->name, node->incoming->source);
+            return vdpad_fail(error, ENOTCONN, "prepared to receive a migration from %s, but "
+                              "this vdpad has no migration channel (--migration-listen)",
+                              node->incoming->source);
         return reg->fetcher(reg->fetcher_opaque, node, node->incoming, st, error);
     }
     if (node->stop.valid && node->stop.logging && node->stop.has_net) {

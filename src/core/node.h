@@ -77,7 +77,8 @@ enum node_event {
     NODE_MIGRATION_FAILED,  /* node->last_failure */
 };
 
-/* Fetches the state a prepared destination restores (the migration channel). */
+/* Fetches the state a prepared destination restores (the migration channel). Its error
+ * need not name the node: the session's message does. */
 typedef int (*node_state_fetcher)(void *opaque, struct vdpa_node *node,
                                   const struct node_incoming *from, struct net_state *out,
                                   GError **error);

@@ -380,7 +380,7 @@ int session_relay_after_driver_ok(struct session *s, GError **error)
     gint64 t_fetched = g_get_monotonic_time();
     if (have < 0) {
         ret = have;
-        vdpad_prefix_error(error, "%s: the state to restore: ", DEV_NAME(s));
+        vdpad_prefix_error(error, "%s: restoring the device state: ", DEV_NAME(s));
     } else if (have && s->cvq != UINT_MAX) {
         n = net_state_replay(st, s->negotiated, cmds, NET_STATE_REPLAY_MAX);
     } else if (have) {

@@ -143,12 +143,12 @@ static int fetch_state(void *opaque, struct vdpa_node *node, const struct node_i
                                                            from->token, MIG_SERVICE_FETCH_MS,
                                                            &err);
     if (!ds)
-        return vdpad_fail(error, -vdpad_error_errno(err), "%s: the state of %s from %s (%s): %s",
-                          node->name, from->device, from->source,
+        return vdpad_fail(error, -vdpad_error_errno(err), "the state of %s from %s (%s): %s",
+                          from->device, from->source,
                           mig_error_kind_name(mig_error_kind(err)), err->message);
     if (ds->virtio_id != node->dev->ops->get_device_id(node->dev))
-        return vdpad_fail(error, EINVAL, "%s: %s at %s is a device of type %u, this is %u",
-                          node->name, from->device, from->source, ds->virtio_id,
+        return vdpad_fail(error, EINVAL, "%s at %s is a device of type %u, this one of %u",
+                          from->device, from->source, ds->virtio_id,
                           node->dev->ops->get_device_id(node->dev));
     *out = ds->net.state;
     g_message("%s: got %s's state from %s in %.1f ms", node->name, from->device, from->source,
