@@ -8,7 +8,9 @@
 # checks it, so a dirty page vdpad failed to log shows as corruption or a gap. After the
 # migration, on the destination: frames sent to a foreign MAC must come back (promiscuous
 # mode restored) on both queue pairs (the pair count restored), and the final counters of
-# the continuous run must show nothing lost, duplicated or corrupted.
+# the continuous run must show nothing lost, duplicated or corrupted. A D-Bus client
+# (vdpactl monitor --json) on each host follows the steps: ModeChanged to relay,
+# DirtyPagesLogged and Stopped on A, StateRestored on B.
 . "$(dirname "$0")/mig_lib.sh"
 mig_attempts "$@"
 . "$(dirname "$0")/lib.sh"
@@ -33,6 +35,11 @@ mig_qemu dst b "$VDPAD_DIR_b/n0" "$STEPS" 2 -incoming "tcp:$MIG_IP_B:4444"
 wait_console src 120 'NETTEST-PROGRESS t=3'
 ok "the guest runs on A: MAC $MAC1 and promiscuous mode set, traffic on 2 queue pairs"
 
+for h in a b; do
+  vdpactl_on "$h" monitor --json n0 >"$E2E_WORK/$h.events" 2>"$E2E_WORK/$h.mon" &
+  eval "MON_$h=\$!"
+  wait_for 10 "$h's monitor" grep -q "monitoring n0" "$E2E_WORK/$h.mon" || die "vdpactl monitor on $h did not start"
+done
 t0=$(date +%s%N)
 "$top_builddir/src/tools/vdpactl" migrate --json --timeout 120 \
   --src-qmp "$E2E_WORK/src.qmp" --dst-qmp "$E2E_WORK/dst.qmp" \
@@ -45,6 +52,32 @@ print("QEMU downtime", j.get("downtime_ms"), "ms, vdpad switch-in", j.get("switc
 python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if (j.get("device_downtime_ms") or 0) > 0 else 1)' \
   "$E2E_WORK/migrate.json" || die "vdpactl migrate measured no device downtime: $(cat "$E2E_WORK/migrate.json")"
 
+restored_on_b() { grep -q '"signal":"StateRestored"' "$E2E_WORK/b.events"; }
+wait_for 10 "StateRestored on B's bus" restored_on_b || die "B's monitor saw no StateRestored"
+for h in a b; do mon=MON_$h; kill -TERM "${!mon}" 2>/dev/null; wait "${!mon}" || true; done
+steps=$(python3 - "$E2E_WORK/a.events" "$E2E_WORK/b.events" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+def idx(events, sig, pred=lambda e: True):
+    return [i for i, e in enumerate(events) if e["signal"] == sig and pred(e)]
+relay = idx(a, "ModeChanged", lambda e: e["args"]["mode"] == "relay")
+stop = idx(a, "Stopped")
+dirty = idx(a, "DirtyPagesLogged", lambda e: e["args"]["total_marks"] > 0)
+assert len(relay) == 1 and a[relay[0]]["args"]["switch_ms"] > 0, ("ModeChanged", relay)
+assert len(stop) == 1 and stop[0] > relay[0], ("Stopped after the switch", stop, relay)
+queues = sorted(q["Queue"] for q in a[stop[0]]["args"]["bases"])
+assert queues == [0, 1, 2, 3, 4], ("Stopped names every queue", queues)
+assert dirty and dirty[0] > relay[0], ("DirtyPagesLogged after the switch", dirty)
+assert not idx(a, "MigrationFailed") and not idx(b, "MigrationFailed"), "MigrationFailed"
+restored = idx(b, "StateRestored")
+assert len(restored) == 1 and b[restored[0]]["args"]["commands"] >= 3, ("StateRestored", restored)
+print("A: ModeChanged relay (%.3f ms), DirtyPagesLogged (up to %d), Stopped (queues %s); B: StateRestored (%d commands, %.3f ms)" % (
+    a[relay[0]]["args"]["switch_ms"], max(a[i]["args"]["total_marks"] for i in dirty),
+    ",".join(map(str, queues)), b[restored[0]]["args"]["commands"], b[restored[0]]["args"]["ms"]))
+PY
+) || die "the D-Bus signals do not tell the migration's steps"
+ok "D-Bus: vdpactl monitor saw, in order, $steps"
 grep -q "n0: stopped for a migration" "$VDPAD_DIR_a/../vdpad.log" || die "vdpad A recorded no migration stop"
 grep -q "got n0's state from $MIG_IP_A:$MIG_PORT" "$VDPAD_DIR_b/../vdpad.log" ||
   die "vdpad B did not fetch the state over the channel"
