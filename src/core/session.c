@@ -94,6 +94,7 @@ static void clear_vq_config(struct session *s)
         struct session_vq *vq = &s->vq[i];
         vq->num = 0;
         vq->desc = vq->avail = vq->used = 0;
+        vq->addr_set = false;
         vq->base = 0;
         vq->ready = false;
     }
@@ -496,6 +497,7 @@ int session_set_vring_addr(struct session *s, unsigned idx, uint64_t desc, uint6
     s->vq[idx].desc = desc;
     s->vq[idx].avail = avail;
     s->vq[idx].used = used;
+    s->vq[idx].addr_set = true;
     return 0;
 }
 

@@ -25,6 +25,7 @@ struct mem_record {
 struct session_vq {
     unsigned num;
     uint64_t desc, avail, used;
+    bool addr_set;       /* SET_VRING_ADDR seen (IOVA 0 is a valid ring address) */
     uint16_t base;
     bool ready;
     int kick_fd; /* ours; the device holds its own dup */

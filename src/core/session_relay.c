@@ -51,7 +51,7 @@ bool session_vq_started(const struct session *s, unsigned idx)
 {
     const struct session_vq *vq = &s->vq[idx];
 
-    return vq->num && vq->desc && vq->kick_fd >= 0;
+    return vq->num && vq->addr_set && vq->kick_fd >= 0;
 }
 
 bool session_offers_log_all(const struct session *s)
