@@ -8,4 +8,5 @@ src_libvdpad_a_SOURCES += \
 	src/migration/mig_conn.c src/migration/mig_conn.h \
 	src/migration/mig_server.c src/migration/mig_server.h \
 	src/migration/mig_client.c src/migration/mig_client.h \
+	src/migration/mig_prefetch.c src/migration/mig_prefetch.h \
 	src/migration/mig_service.c src/migration/mig_service.h

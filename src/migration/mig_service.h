@@ -3,12 +3,14 @@
  * As a source, it answers destinations that ask for a device's state (mig_server): the
  * state the node recorded when its device stopped for the migration, once the stop that
  * ends the session named by the request's token has happened; a request that comes
- * earlier waits for it (bounded by the request's wait_ms). As a destination, it fetches
- * that state for a prepared node (node_prepare_incoming) when its device starts
- * (mig_client), so the session can replay it before the data queues run.
+ * earlier waits for it (bounded by the request's wait_ms). As a destination, it asks for
+ * that state as soon as a prepared node (node_prepare_incoming) is open (mig_prefetch), and
+ * hands it over when the device starts, so the session can replay it before the data
+ * queues run; without an answer by then, it asks again at the start (mig_client).
  *
- * Threads: the control thread's main context. The fetch blocks that thread for at most
- * MIG_SERVICE_FETCH_MS: the destination's QEMU is waiting in DRIVER_OK for it anyway.
+ * Threads: the control thread's main context. The fetch at the start blocks that thread
+ * for at most MIG_SERVICE_FETCH_MS: the destination's QEMU is waiting in DRIVER_OK for it
+ * anyway.
  */
 #pragma once
 
