@@ -89,6 +89,9 @@ static void on_waiter_cancelled(mig_request *req, void *data)
     struct waiter *w = data;
 
     w->svc->waiting = g_list_remove(w->svc->waiting, w);
+    /* the request ended (its wait ran out, the destination went away): a reply has nowhere
+     * to go, but it releases the request */
+    mig_request_reply_error(req, MIG_STATUS_FAILED, "ended");
     g_free(w);
 }
 
