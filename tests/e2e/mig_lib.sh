@@ -112,6 +112,17 @@ mig_host() {
     --pki-dir "${MIG_PKI_DIR:-$E2E_WORK/pki/$on}" "$@"
 }
 
+# mig_monitor_start NAME FILE — a D-Bus client on host NAME's bus: vdpactl monitor --json
+# of device n0 into FILE (its stderr in FILE.err), subscribed when this returns; the pid in
+# MON_<NAME>
+mig_monitor_start() {
+  vdpactl_on "$1" monitor --json n0 >"$2" 2>"$2.err" &
+  eval "MON_$1=\$!"
+  wait_for 10 "$1's monitor" grep -q "monitoring n0" "$2.err" || die "vdpactl monitor on $1 did not start"
+}
+# mig_monitor_stop NAME — ends it
+mig_monitor_stop() { local mon=MON_$1; kill -TERM "${!mon}" 2>/dev/null || true; wait "${!mon}" || true; }
+
 # vdpactl_on NAME ARGS... — vdpactl against vdpad NAME
 vdpactl_on() {
   local h=$1; shift

@@ -35,11 +35,8 @@ mig_qemu dst b "$VDPAD_DIR_b/n0" "$STEPS" 2 -incoming "tcp:$MIG_IP_B:4444"
 wait_console src 120 'NETTEST-PROGRESS t=3'
 ok "the guest runs on A: MAC $MAC1 and promiscuous mode set, traffic on 2 queue pairs"
 
-for h in a b; do
-  vdpactl_on "$h" monitor --json n0 >"$E2E_WORK/$h.events" 2>"$E2E_WORK/$h.mon" &
-  eval "MON_$h=\$!"
-  wait_for 10 "$h's monitor" grep -q "monitoring n0" "$E2E_WORK/$h.mon" || die "vdpactl monitor on $h did not start"
-done
+mig_monitor_start a "$E2E_WORK/a.events"
+mig_monitor_start b "$E2E_WORK/b.events"
 t0=$(date +%s%N)
 "$top_builddir/src/tools/vdpactl" migrate --json --timeout 120 \
   --src-qmp "$E2E_WORK/src.qmp" --dst-qmp "$E2E_WORK/dst.qmp" \
@@ -54,7 +51,7 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if (j.ge
 
 restored_on_b() { grep -q '"signal":"StateRestored"' "$E2E_WORK/b.events"; }
 wait_for 10 "StateRestored on B's bus" restored_on_b || die "B's monitor saw no StateRestored"
-for h in a b; do mon=MON_$h; kill -TERM "${!mon}" 2>/dev/null; wait "${!mon}" || true; done
+mig_monitor_stop a; mig_monitor_stop b
 steps=$(python3 - "$E2E_WORK/a.events" "$E2E_WORK/b.events" <<'PY'
 import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]

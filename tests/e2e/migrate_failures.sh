@@ -105,11 +105,8 @@ kill "$QEMU_PID_dst4" 2>/dev/null || true; wait_exit "$QEMU_PID_dst4" 10 || true
 mig_qemu dst5 b "$VDPAD_DIR_b/n0" "vdpamode=stay" 2 -incoming "tcp:$MIG_IP_B:4505"
 vdpactl_on b prepare-incoming n0 "$MIG_IP_A:$MIG_PORT" n0 0123456789abcdef0123456789abcdef ||
   die "PrepareIncoming with a token of no session was refused (it checks only the source)"
-for h in a b; do
-  vdpactl_on "$h" monitor --json n0 >"$E2E_WORK/$h.5.events" 2>"$E2E_WORK/$h.5.mon" &
-  eval "MON_$h=\$!"
-  wait_for 10 "$h's monitor" grep -q "monitoring n0" "$E2E_WORK/$h.5.mon" || die "vdpactl monitor on $h did not start"
-done
+mig_monitor_start a "$E2E_WORK/a.5.events"
+mig_monitor_start b "$E2E_WORK/b.5.events"
 restores_a0=$(grep -c 'n0: restored the device state' "$VDPAD_DIR_a/../vdpad.log" || true)
 "$VDPACTL" qmp "$E2E_WORK/src.ctl" migrate "{\"uri\": \"tcp:$MIG_IP_B:4505\"}" >/dev/null ||
   die "QMP migrate to dst5 failed"
@@ -132,7 +129,7 @@ wait_for 20 "vdpad A's restore of its own state" restored_on_a || die "vdpad A d
 restored_signal_a() { grep -q '"signal": *"StateRestored"' "$E2E_WORK/a.5.events"; }
 wait_for 10 "StateRestored from vdpad A" restored_signal_a || die "vdpad A signalled no StateRestored: $(cat "$E2E_WORK/a.5.events")"
 src_running || die "the source QEMU does not run after cont"
-for h in a b; do mon=MON_$h; kill -TERM "${!mon}" 2>/dev/null; wait "${!mon}" || true; done
+mig_monitor_stop a; mig_monitor_stop b
 lines0=$(grep -ac '^NETTEST-PROGRESS' "$E2E_WORK/src.console")
 more_progress() { [ "$(grep -ac '^NETTEST-PROGRESS' "$E2E_WORK/src.console")" -ge $((lines0 + 2)) ]; }
 wait_for 30 "the guest's traffic on A" more_progress || die "the guest's traffic did not resume on A"
