@@ -249,13 +249,12 @@ static void on_stopped(void *opaque, const uint16_t *bases, const bool *started,
     st->nvqs = n;
     st->bases = g_memdup(bases, n * sizeof(*bases));
     st->started = g_memdup(started, n * sizeof(*started));
-    if (st->logging) {
+    if (st->logging)
         g_message("%s: stopped for a migration; its state is final", node->name);
-        /* a migration that fails after this stop starts this device again (QEMU's cont):
-         * it gets this state back before its data queues run, as a destination would */
-        if (st->has_net)
-            session_expect_restore(node->session);
-    }
+    /* if this session starts the device again where it stopped, it gets this state back
+     * before the data queues run (on_fetch_restore decides) */
+    if (st->has_net)
+        session_expect_restore(node->session);
     node->mode = SESSION_PASSTHROUGH;
     notify(node->reg, node, NODE_STOPPED);
 }
@@ -279,8 +278,31 @@ static void on_migration_failed(void *opaque, const char *why)
     notify(node->reg, node, NODE_MIGRATION_FAILED);
 }
 
-/* A prepared destination asks the source; a source that stopped for a migration and
- * starts again (the migration failed after the stop) restores its own last state. */
+/* Whether the open session starts its device again where it stopped: the same session and
+ * features, and every queue that ran at the stop configured again at the base it stopped
+ * at. So QEMU resumes a stopped VM (cont after stop, virsh suspend/resume, a migration that
+ * failed after the source stopped), and QEMU 7.2 resets the device at every VM stop. A
+ * guest that reset the device itself starts its rings at 0 and sets its state again. */
+static bool resumes_where_it_stopped(struct vdpa_node *node)
+{
+    const struct node_stop_record *st = &node->stop;
+
+    if (!st->valid || !st->has_net || strcmp(st->token, node->token) != 0 ||
+        st->features != node->dev->ops->get_driver_features(node->dev))
+        return false;
+    for (unsigned i = 0; i < st->nvqs; i++) {
+        struct session_vq_info vq;
+        if (!st->started[i])
+            continue;
+        if (session_get_vq_info(node->session, i, &vq) < 0 || !vq.num || vq.base != st->bases[i])
+            return false;
+    }
+    return true;
+}
+
+/* A prepared destination asks the source; a session that resumes where it stopped (a VM
+ * resumed, a migration that failed after the source stopped) restores its own last
+ * state. */
 static int on_fetch_restore(void *opaque, struct net_state *st, GError **error)
 {
     struct vdpa_node *node = opaque;
@@ -293,7 +315,7 @@ static int on_fetch_restore(void *opaque, struct net_state *st, GError **error)
                               node->incoming->source);
         return reg->fetcher(reg->fetcher_opaque, node, node->incoming, st, error);
     }
-    if (node->stop.valid && node->stop.logging && node->stop.has_net) {
+    if (resumes_where_it_stopped(node)) {
         *st = node->stop.net;
         return 1;
     }

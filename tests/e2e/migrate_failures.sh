@@ -1,6 +1,8 @@
 #!/bin/bash
 # Migrations that fail, and what the guest sees: nothing. One guest on host A sets its own
-# MAC (control queue), then moves frames to it on two queue pairs the whole time while five
+# MAC (control queue), then moves frames to it on two queue pairs the whole time. First the
+# VM is paused and resumed (QMP stop, cont: QEMU 7.2 resets the device at the stop, and
+# vdpad A replays the guest's state when the device resumes where it stopped); then five
 # migrations to host B fail:
 #   1. migrate_cancel mid-way: vdpad A switches back to passthrough;
 #   2. the destination QEMU is killed mid-way: QEMU stops logging, vdpad A switches back;
@@ -47,12 +49,24 @@ src_status_is() {  # STATUS
   "$VDPACTL" qmp "$E2E_WORK/src.ctl" query-status | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["status"] == sys.argv[1] else 1)' "$1"
 }
 src_running() { src_status_is running; }
+restores_on_a() { grep -c 'n0: restored the device state' "$VDPAD_DIR_a/../vdpad.log" || true; }
 migrate_bg() {  # NAME DSTBUS PORT SOURCE -> MPID
   "$VDPACTL" migrate --json --timeout 120 --src-qmp "$E2E_WORK/src.qmp" --dst-qmp "$E2E_WORK/$1.qmp" \
     --src-bus "$BUS_a" --dst-bus "$2" --device n0 --source "$4" "tcp:$MIG_IP_B:$3" \
     >"$E2E_WORK/$1.migrate.json" 2>"$E2E_WORK/$1.migrate.err" &
   MPID=$!
 }
+
+# 0. the VM paused and resumed
+"$VDPACTL" qmp "$E2E_WORK/src.ctl" stop >/dev/null || die "QMP stop failed"
+wait_for 10 "the VM paused" src_status_is paused || die "the source VM did not pause"
+sleep 1
+"$VDPACTL" qmp "$E2E_WORK/src.ctl" cont >/dev/null || die "QMP cont failed"
+restored_once() { [ "$(restores_on_a)" -ge 1 ]; }
+wait_for 10 "vdpad A's restore at the resume" restored_once ||
+  die "vdpad A did not replay the guest's state when the VM resumed"
+src_running || die "the source VM does not run after cont"
+ok "the VM paused and resumed: vdpad A replayed the guest's state ($(grep -a 'n0: restored the device state' "$VDPAD_DIR_a/../vdpad.log" | tail -1 | sed 's/.*n0: //' | cut -c1-48)...)"
 
 # 1. cancel
 mig_qemu dst1 b "$VDPAD_DIR_b/n0" "vdpamode=stay" 2 -incoming "tcp:$MIG_IP_B:4501"
@@ -107,7 +121,7 @@ vdpactl_on b prepare-incoming n0 "$MIG_IP_A:$MIG_PORT" n0 0123456789abcdef012345
   die "PrepareIncoming with a token of no session was refused (it checks only the source)"
 mig_monitor_start a "$E2E_WORK/a.5.events"
 mig_monitor_start b "$E2E_WORK/b.5.events"
-restores_a0=$(grep -c 'n0: restored the device state' "$VDPAD_DIR_a/../vdpad.log" || true)
+restores_a0=$(restores_on_a)
 "$VDPACTL" qmp "$E2E_WORK/src.ctl" migrate "{\"uri\": \"tcp:$MIG_IP_B:4505\"}" >/dev/null ||
   die "QMP migrate to dst5 failed"
 wait_for 120 "the source's end of the migration" src_status_is postmigrate ||
@@ -124,7 +138,7 @@ grep -q 'n0: .*the data queues stay stopped' "$VDPAD_DIR_b/../vdpad.log" ||
 ok "restore failed on the destination: MigrationFailed ($(head -c 160 <<<"$why")); its data queues stay stopped"
 kill "$QEMU_PID_dst5" 2>/dev/null || true; wait_exit "$QEMU_PID_dst5" 10 || true
 "$VDPACTL" qmp "$E2E_WORK/src.ctl" cont >/dev/null || die "cont on the source failed"
-restored_on_a() { [ "$(grep -c 'n0: restored the device state' "$VDPAD_DIR_a/../vdpad.log" || true)" -gt "$restores_a0" ]; }
+restored_on_a() { [ "$(restores_on_a)" -gt "$restores_a0" ]; }
 wait_for 20 "vdpad A's restore of its own state" restored_on_a || die "vdpad A did not restore the state it stopped with"
 restored_signal_a() { grep -q '"signal": *"StateRestored"' "$E2E_WORK/a.5.events"; }
 wait_for 10 "StateRestored from vdpad A" restored_signal_a || die "vdpad A signalled no StateRestored: $(cat "$E2E_WORK/a.5.events")"

@@ -412,36 +412,30 @@ static void put16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)(v >> 8);
 }
 
-/* Opens n0 and runs QEMU 7.2's start sequence; -errno with *error when the device refuses
- * (the node stays open: client_stop). */
-static int client_start(struct fixture *f, struct client *c, GError **error)
+/* QEMU 7.2's start sequence on the open node: the rings at their bases, or all at 0 (a
+ * guest that reset the device); -errno with *error when the device refuses. */
+static int client_start_device(struct fixture *f, struct client *c, bool from_zero,
+                               GError **error)
 {
     int ret;
 
-    memset(c, 0, sizeof(*c));
-    c->node = node_registry_lookup(f->reg, "n0");
-    c->ram = mmap(NULL, GUEST_RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(c->ram != MAP_FAILED);
-    c->log = g_new0(uint64_t, LOG_WORDS);
-    assert_int_equal(node_open(f->reg, c->node, getpid(), &self_memory, NULL, error), 0);
-    c->s = c->node->session;
-    c->nvqs = session_vq_count(c->s);
-    assert_int_equal(c->nvqs, 5); /* two pairs and the control queue */
-    c->features = session_get_features(c->s) & ~(1ull << VHOST_F_LOG_ALL);
-    if ((ret = session_set_owner(c->s, getpid(), error)) < 0 ||
-        (ret = session_set_status(c->s, 0x3, error)) < 0 ||
+    if ((ret = session_set_status(c->s, 0x3, error)) < 0 ||
         (ret = session_set_features(c->s, c->features, error)) < 0 ||
-        (ret = session_set_status(c->s, 0xb, error)) < 0 ||
+        (ret = session_set_status(c->s, 0xb, error)) < 0)
+        return ret;
+    /* the IOTLB outlives a reset (vhost-vdpa): map guest RAM once */
+    if (session_mapped_bytes(c->s) == 0 &&
         (ret = session_iotlb_update(c->s, 0, GUEST_RAM, (uintptr_t)c->ram, VHOST_ACCESS_RW,
                                     getpid(), error)) < 0)
         return ret;
     for (unsigned i = 0; i < c->nvqs; i++) {
         uint64_t desc = RING_AT(i), avail = desc + 0x1000, used = desc + 0x2000;
-        put16(c->ram + avail + 2, base_of(c, i)); /* nothing new offered */
-        put16(c->ram + used + 2, base_of(c, i));  /* everything returned */
+        uint16_t base = from_zero ? 0 : base_of(c, i);
+        put16(c->ram + avail + 2, base); /* nothing new offered */
+        put16(c->ram + used + 2, base);  /* everything returned */
         if ((ret = session_set_vring_num(c->s, i, QSIZE, error)) < 0 ||
             (ret = session_set_vring_addr(c->s, i, desc, avail, used, error)) < 0 ||
-            (ret = session_set_vring_base(c->s, i, base_of(c, i), error)) < 0 ||
+            (ret = session_set_vring_base(c->s, i, base, error)) < 0 ||
             (ret = session_set_vring_kick(c->s, i, eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
                                           error)) < 0 ||
             (ret = session_set_vring_call(c->s, i, eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
@@ -453,6 +447,23 @@ static int client_start(struct fixture *f, struct client *c, GError **error)
         return ret;
     node_changed(f->reg, c->node); /* as the FUSE front does after SET_STATUS */
     return 0;
+}
+
+/* Opens n0 and starts its device (the node stays open on failure: client_stop). */
+static int client_start(struct fixture *f, struct client *c, GError **error)
+{
+    memset(c, 0, sizeof(*c));
+    c->node = node_registry_lookup(f->reg, "n0");
+    c->ram = mmap(NULL, GUEST_RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(c->ram != MAP_FAILED);
+    c->log = g_new0(uint64_t, LOG_WORDS);
+    assert_int_equal(node_open(f->reg, c->node, getpid(), &self_memory, NULL, error), 0);
+    c->s = c->node->session;
+    c->nvqs = session_vq_count(c->s);
+    assert_int_equal(c->nvqs, 5); /* two pairs and the control queue */
+    c->features = session_get_features(c->s) & ~(1ull << VHOST_F_LOG_ALL);
+    int ret = session_set_owner(c->s, getpid(), error);
+    return ret < 0 ? ret : client_start_device(f, c, false, error);
 }
 
 /* QEMU's log_global_start / _stop: SET_LOG_BASE, then SET_FEATURES with or without bit 26. */
@@ -605,6 +616,44 @@ static void a_prepared_start_signals_the_restore_or_the_failure(void **state)
     g_free(fs.source);
     g_free(fs.device);
     g_free(fs.token);
+}
+
+/* QEMU 7.2 resets the device when the VM stops and starts it again at the same ring bases
+ * when it resumes: the node replays the state the guest had set. A guest that resets the
+ * device itself starts its rings at 0 and gets nothing replayed. */
+static void a_device_resumed_where_it_stopped_gets_its_state_back(void **state)
+{
+    struct fixture *f = *state;
+    g_autoptr(GError) err = NULL;
+    static const uint8_t guest_mac[6] = { 0x52, 0x54, 0x00, 0x00, 0x00, 0x88 };
+    struct client c;
+
+    if (client_start(f, &c, &err) < 0)
+        fail_msg("start: %s", err->message);
+    assert_int_equal(session_set_status(c.s, 0, &err), 0); /* the VM stops */
+    node_changed(f->reg, c.node);
+    assert_signal(f, "/org/vdpad1/device/n0 Stopped (");
+    /* what the guest had set through its control queue (white box: the recorded state) */
+    memcpy(c.node->stop.net.mac, guest_mac, 6);
+    g_ptr_array_set_size(f->signals, 0);
+    if (client_start_device(f, &c, false, &err) < 0) /* the VM resumes */
+        fail_msg("resume: %s", err->message);
+    assert_signal(f, "/org/vdpad1/device/n0 StateRestored (");
+    assert_n0_string(f, "MAC", "52:54:00:00:00:88");
+
+    assert_int_equal(session_set_status(c.s, 0, &err), 0); /* the guest resets the device */
+    node_changed(f->reg, c.node);
+    assert_signal(f, "/org/vdpad1/device/n0 Stopped (");
+    g_ptr_array_set_size(f->signals, 0);
+    if (client_start_device(f, &c, true, &err) < 0)
+        fail_msg("start after the guest's reset: %s", err->message);
+    for (int i = 0; i < 50; i++) { /* signals that would come, come in this time */
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(2000);
+    }
+    for (guint i = 0; i < f->signals->len; i++)
+        assert_null(strstr(f->signals->pdata[i], "StateRestored"));
+    client_stop(f, &c);
 }
 
 /* ------------------------------------------------------------------ PrepareIncoming */
@@ -965,6 +1014,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             relay_switches_and_the_stop_are_signalled_with_their_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_device_resumed_where_it_stopped_gets_its_state_back,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(a_prepared_start_signals_the_restore_or_the_failure,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(prepare_incoming_without_a_channel_says_how_to_start_vdpad,
