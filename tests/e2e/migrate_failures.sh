@@ -93,25 +93,30 @@ src_running || die "the source QEMU is not running after the destination died"
 ok "destination QEMU killed mid-way: the migration failed, vdpad A is back in passthrough, the guest runs on A"
 vdpactl_on b cancel-incoming n0 || die "cannot cancel B's prepared restore"
 
+# refused_before_start NAME NODE BUS PORT SOURCE PATTERN WHAT — a migration to a fresh
+# destination QEMU on NODE that PrepareIncoming refuses: vdpactl migrate fails with an error
+# matching PATTERN (grep -i), and vdpad A never switched to relay for it
+refused_before_start() {
+  local name=$1 node=$2 bus=$3 port=$4 source=$5 pattern=$6 what=$7 qpid
+  mig_qemu "$name" b "$node" "vdpamode=stay" 2 -incoming "tcp:$MIG_IP_B:$port"
+  migrate_bg "$name" "$bus" "$port" "$source"
+  wait "$MPID" && die "vdpactl migrate succeeded with $what"
+  grep -qi "$pattern" "$E2E_WORK/$name.migrate.err" ||
+    die "the refusal does not say so ($what): $(cat "$E2E_WORK/$name.migrate.err")"
+  [ "$(relays)" = 2 ] || die "vdpad A switched to relay although the migration was refused"
+  qpid=QEMU_PID_$name
+  kill "${!qpid}" 2>/dev/null || true; wait_exit "${!qpid}" 10 || true
+}
+
 # 3. the destination vdpad cannot reach the source's channel
-mig_qemu dst3 b "$VDPAD_DIR_b/n0" "vdpamode=stay" 2 -incoming "tcp:$MIG_IP_B:4503"
-migrate_bg dst3 "$BUS_b" 4503 "$MIG_IP_A:1"
-wait "$MPID" && die "vdpactl migrate succeeded with an unreachable source"
-grep -qi 'unreachable\|refused' "$E2E_WORK/dst3.migrate.err" ||
-  die "the refusal does not say the source is unreachable: $(cat "$E2E_WORK/dst3.migrate.err")"
-[ "$(relays)" = 2 ] || die "vdpad A switched to relay although the migration was refused"
+refused_before_start dst3 "$VDPAD_DIR_b/n0" "$BUS_b" 4503 "$MIG_IP_A:1" 'unreachable\|refused' \
+  "an unreachable source"
 ok "unreachable source: refused before the migration started ($(head -c 160 "$E2E_WORK/dst3.migrate.err"))"
-kill "$QEMU_PID_dst3" 2>/dev/null || true; wait_exit "$QEMU_PID_dst3" 10 || true
 
 # 4. a destination vdpad from another CA
-mig_qemu dst4 b "$VDPAD_DIR_c/n0" "vdpamode=stay" 2 -incoming "tcp:$MIG_IP_B:4504"
-migrate_bg dst4 "$BUS_c" 4504 "$MIG_IP_A:$MIG_PORT"
-wait "$MPID" && die "vdpactl migrate succeeded with an unauthenticated destination"
-grep -qi 'auth\|certificate\|untrusted' "$E2E_WORK/dst4.migrate.err" ||
-  die "the refusal does not say authentication failed: $(cat "$E2E_WORK/dst4.migrate.err")"
-[ "$(relays)" = 2 ] || die "vdpad A switched to relay although the migration was refused"
+refused_before_start dst4 "$VDPAD_DIR_c/n0" "$BUS_c" 4504 "$MIG_IP_A:$MIG_PORT" \
+  'auth\|certificate\|untrusted' "an unauthenticated destination"
 ok "destination with certificates of another CA: refused as not authenticated ($(head -c 160 "$E2E_WORK/dst4.migrate.err"))"
-kill "$QEMU_PID_dst4" 2>/dev/null || true; wait_exit "$QEMU_PID_dst4" 10 || true
 
 # 5. the destination's restore fails after the source stopped
 "$VDPACTL" qmp "$E2E_WORK/src.ctl" migrate-set-parameters '{"max-bandwidth": 1000000000}' >/dev/null ||
