@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "log_capture.h"
 #include "mig_test_pki.h"
 #include "migration/mig_client.h"
 #include "migration/mig_frame.h"
@@ -37,34 +38,6 @@
 #define TOKEN "mig-7f3a"
 
 static char *pki_root;
-static GMutex log_lock;
-static GString *log_text;
-
-/* ------------------------------------------------------------------ logs */
-
-static GLogWriterOutput capture_log(GLogLevelFlags level, const GLogField *fields, gsize n,
-                                    gpointer data)
-{
-    for (gsize i = 0; i < n; i++) {
-        if (!g_str_equal(fields[i].key, "MESSAGE"))
-            continue;
-        g_mutex_lock(&log_lock);
-        g_string_append_printf(log_text, "%s\n", (const char *)fields[i].value);
-        g_mutex_unlock(&log_lock);
-        if (g_getenv("VDPAD_TEST_VERBOSE"))
-            fprintf(stderr, "log: %s\n", (const char *)fields[i].value);
-    }
-    return G_LOG_WRITER_HANDLED;
-}
-
-static bool log_has(const char *what)
-{
-    g_mutex_lock(&log_lock);
-    bool found = strstr(log_text->str, what) != NULL;
-    g_mutex_unlock(&log_lock);
-    return found;
-}
-
 /* ------------------------------------------------------------------ helpers */
 
 static char *dir(const char *identity)
@@ -360,8 +333,8 @@ static void state_goes_over_ipv4_byte_exact(void **state)
     check_exchange(f, "127.0.0.1", "big0"); /* ~25 KiB: several TLS records */
     assert_int_equal(f->requests, 2);
     /* the server logged the peer by address and DN */
-    assert_true(log_has("127.0.0.1:"));
-    assert_true(log_has("C=GB,O=vdpad test,CN=client1"));
+    assert_true(log_capture_has("127.0.0.1:"));
+    assert_true(log_capture_has("C=GB,O=vdpad test,CN=client1"));
 }
 
 static int setup_ipv6(void **state)
@@ -375,7 +348,7 @@ static void state_goes_over_ipv6_byte_exact(void **state)
 
     check_exchange(f, "::1", "vdpa0");
     check_exchange(f, "::1", "big0");
-    assert_true(log_has("[::1]:"));
+    assert_true(log_capture_has("[::1]:"));
 }
 
 static int setup_localhost(void **state)
@@ -499,8 +472,8 @@ static void client_certificate_from_another_ca_is_refused(void **state)
     get_state(c, a, "vdpa0", 0, &r);
     expect_error(&r, EPERM, MIG_ERR_AUTH, "the peer refused our certificate");
     assert_int_equal(f->requests, 0);
-    assert_true(log_has("refused 127.0.0.1:"));
-    assert_true(log_has("client's certificate (C=GB,O=vdpad test,CN=client1) is not trusted"));
+    assert_true(log_capture_has("refused 127.0.0.1:"));
+    assert_true(log_capture_has("client's certificate (C=GB,O=vdpad test,CN=client1) is not trusted"));
     result_clear(&r);
 }
 
@@ -560,7 +533,7 @@ static void client_dn_outside_the_allow_list_is_refused(void **state)
     get_state(bad, a, "vdpa0", 0, &r);
     expect_error(&r, EPERM, MIG_ERR_AUTH, "the peer refused our certificate (TLS alert "
                  "'Access was denied')");
-    assert_true(log_has("the client's DN 'C=GB,O=vdpad test,CN=intruder' is not in the "
+    assert_true(log_capture_has("the client's DN 'C=GB,O=vdpad test,CN=intruder' is not in the "
                         "allowed DN list"));
     result_clear(&r);
     get_state(good, a, "vdpa0", 0, &r); /* the pattern lets client1 in */
@@ -994,7 +967,7 @@ static void server_refuses_bytes_after_the_request(void **state)
     assert_int_equal(k.got->len, 0); /* no answer */
     assert_int_equal(f->requests, 1);
     assert_int_equal(f->cancels, 1);
-    assert_true(log_has("gone while waiting for the state of vdpa0: the peer sent data after "
+    assert_true(log_capture_has("gone while waiting for the state of vdpa0: the peer sent data after "
                         "its request"));
     g_byte_array_unref(k.send);
     g_byte_array_unref(k.send_later);
@@ -1015,7 +988,7 @@ static void server_refuses_an_expired_client_certificate(void **state)
         assert_int_equal(j.handshake, GNUTLS_E_FATAL_ALERT_RECEIVED);
     }
     assert_int_equal(j.alert, GNUTLS_A_CERTIFICATE_EXPIRED);
-    assert_true(log_has("(C=GB,O=vdpad test,CN=client1) is not trusted: The certificate is "
+    assert_true(log_capture_has("(C=GB,O=vdpad test,CN=client1) is not trusted: The certificate is "
                         "NOT trusted. The certificate chain uses expired certificate."));
     assert_int_equal(f->requests, 0);
 }
@@ -1195,8 +1168,8 @@ static void silent_clients_do_not_stall_others_and_are_dropped(void **state)
     assert_int_equal(quiet.got->len, 0);
     g_byte_array_unref(quiet.got);
     assert_true(spin_until_no_connections(f, 5000));
-    assert_true(log_has("timed out (TLS handshake)"));
-    assert_true(log_has("timed out (reading the request)"));
+    assert_true(log_capture_has("timed out (TLS handshake)"));
+    assert_true(log_capture_has("timed out (reading the request)"));
     for (int i = 0; i < 3; i++)
         close(idle[i]);
 }
@@ -1221,7 +1194,7 @@ static void connections_over_the_maximum_are_closed_at_once(void **state)
     get_state(c, a, "vdpa0", 0, &r);
     expect_error(&r, ECONNRESET, MIG_ERR_CLOSED, "TLS handshake: the peer closed");
     result_clear(&r);
-    assert_true(log_has("connections open (the maximum)"));
+    assert_true(log_capture_has("connections open (the maximum)"));
     assert_true(spin_until_no_connections(f, 5000)); /* the idle ones time out */
     get_state(c, a, "vdpa0", 0, &r);
     assert_null(r.error);
@@ -1281,7 +1254,7 @@ static void logs_never_contain_key_material_or_certificates(void **state)
                                        "server-expired" };
     unsigned checked = 0;
 
-    assert_true(log_text->len > 1000); /* the tests did log */
+    assert_true(log_capture_len() > 1000); /* the tests did log */
     for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
         for (int k = 0; k < 4; k++) {
             static const char *const files[] = { "serverkey.pem", "clientkey.pem",
@@ -1295,7 +1268,7 @@ static void logs_never_contain_key_material_or_certificates(void **state)
             for (char **l = lines; *l; l++) {
                 if (strlen(*l) < 16 || g_str_has_prefix(*l, "-----"))
                     continue;
-                if (log_has(*l))
+                if (log_capture_has(*l))
                     fail_msg("a line of %s is in the log", path);
                 checked++;
             }
@@ -1308,8 +1281,7 @@ int main(void)
 {
     g_autoptr(GError) err = NULL;
 
-    log_text = g_string_new(NULL);
-    g_log_set_writer_func(capture_log, NULL, NULL);
+    log_capture_start();
     g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
     pki_root = mig_test_pki_create(&err);
     if (!pki_root) {

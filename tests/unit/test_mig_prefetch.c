@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "log_capture.h"
 #include "mig_test_pki.h"
 #include "migration/mig_client.h"
 #include "migration/mig_msg.h"
@@ -22,16 +23,6 @@
 #include "migration/mig_server.h"
 
 static char *pki_root;
-static GString *log_text;
-
-static GLogWriterOutput capture_log(GLogLevelFlags level, const GLogField *fields, gsize n,
-                                    gpointer data)
-{
-    for (gsize i = 0; i < n; i++)
-        if (g_str_equal(fields[i].key, "MESSAGE"))
-            g_string_append_printf(log_text, "%s\n", (const char *)fields[i].value);
-    return G_LOG_WRITER_HANDLED;
-}
 
 struct fixture {
     mig_server *server;
@@ -98,8 +89,8 @@ static bool one_request(struct fixture *f) { return f->tokens->len >= 1; }
 static bool two_requests(struct fixture *f) { return f->tokens->len >= 2; }
 static bool one_cancel(struct fixture *f) { return f->cancels >= 1; }
 static bool two_cancels(struct fixture *f) { return f->cancels >= 2; }
-static bool answer_kept(struct fixture *f) { return strstr(log_text->str, "kept for") != NULL; }
-static bool gave_up(struct fixture *f) { return strstr(log_text->str, "early for") != NULL; }
+static bool answer_kept(struct fixture *f) { return log_capture_has("kept for"); }
+static bool gave_up(struct fixture *f) { return log_capture_has("early for"); }
 
 static struct device_state *source_state(const char *token)
 {
@@ -139,7 +130,7 @@ static int setup_with_wait(void **state, unsigned max_wait_ms)
     f->node.name = f->name;
     f->node.incoming = &f->in;
     f->node.session = (struct session *)f; /* open: any non-NULL session */
-    g_string_truncate(log_text, 0);
+    log_capture_clear();
     *state = f;
     return 0;
 }
@@ -272,7 +263,7 @@ static void a_refusal_leaves_it_to_the_start(void **state)
     f->refuse = true;
     mig_prefetch_node_event(f->pf, &f->node, NODE_OPENED);
     spin_until(gave_up, f, "the early request's failure");
-    assert_non_null(strstr(log_text->str, "bad-token"));
+    assert_true(log_capture_has("bad-token"));
     assert_null(mig_prefetch_take(f->pf, &f->node, &age_ms));
     spin_ms(50);
     assert_int_equal(f->tokens->len, 1); /* not asked again */
@@ -282,8 +273,7 @@ static int make_pki(void **state)
 {
     g_autoptr(GError) err = NULL;
 
-    log_text = g_string_new(NULL);
-    g_log_set_writer_func(capture_log, NULL, NULL);
+    log_capture_start();
     if (!(pki_root = mig_test_pki_create(&err))) {
         fprintf(stderr, "cannot make the test PKI: %s\n", err->message);
         return -1;
@@ -295,7 +285,6 @@ static int remove_pki(void **state)
 {
     mig_test_pki_remove(pki_root);
     g_free(pki_root);
-    g_string_free(log_text, TRUE);
     return 0;
 }
 
