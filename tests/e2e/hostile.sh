@@ -77,7 +77,11 @@ abort_fuse_at() {
 # worker thread log, and its first allocation creates its malloc arena (two mappings that
 # stay): done once here, so that every later difference is a leak.
 good_client "start-up"
-"$HC" garbage "$NODE" loop >"$E2E_WORK/warmup.out" 2>&1 || die "warm-up: $(cat "$E2E_WORK/warmup.out")"
+"$HC" garbage "$NODE" loop >"$E2E_WORK/warmup.out" 2>&1 &
+warmup=$!
+wait "$warmup" || die "warm-up: $(cat "$E2E_WORK/warmup.out")"
+# the kernel sends FUSE's release after the client is gone, not before its exit
+wait_for 10 "the warm-up client's close" closed_logged "$warmup" || die "vdpad did not log the warm-up client's close"
 wait_for 5 "no client memory mapped" test "$(client_maps)" = 0 || die "client memory still mapped after the first client"
 BASE_FDS=$(fd_count)
 BASE_MAPS=$(map_count)
